@@ -1,0 +1,1 @@
+"""aecf_ros.bag"""
