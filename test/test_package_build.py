@@ -1,0 +1,82 @@
+"""The robot path: `colcon build` of this package (venv as underlay) yields a working install space.
+
+This is what a user does on a robot with ROS 2 installed; here colcon, ament_cmake and the
+rosidl generators come from PyPI and the venv plays the role of /opt/ros/<distro>.
+"""
+import os
+import shutil
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+from conftest import REPO_ROOT, ros_env
+
+pytestmark = pytest.mark.slow
+
+NODE_EXECUTABLES = ("camera_encoder", "lidar_encoder", "text_encoder", "fusion_node", "sensor_dropout")
+
+
+def _package_files() -> list[str]:
+    """Files git would ship (tracked + untracked-not-ignored): what a clone of the repo holds."""
+    out = subprocess.run(
+        ["git", "ls-files", "--cached", "--others", "--exclude-standard", "-z"],
+        cwd=REPO_ROOT, check=True, capture_output=True,
+    ).stdout.decode()
+    return [f for f in out.split("\0") if f and (REPO_ROOT / f).is_file()]
+
+
+@pytest.fixture(scope="module")
+def colcon_install(tmp_path_factory) -> Path:
+    ws = tmp_path_factory.mktemp("colcon_ws")
+    src = ws / "src" / "aecf_ros"
+    for rel in _package_files():
+        dest = src / rel
+        dest.parent.mkdir(parents=True, exist_ok=True)
+        shutil.copy2(REPO_ROOT / rel, dest)
+    venv = Path(sys.prefix)
+    env = ros_env(AMENT_PREFIX_PATH=str(venv), CMAKE_PREFIX_PATH=str(venv))
+    env["PATH"] = f"{venv / 'bin'}{os.pathsep}{env['PATH']}"
+    result = subprocess.run(
+        [str(venv / "bin" / "colcon"), "build", "--cmake-args",
+         f"-DPython3_EXECUTABLE={sys.executable}", "-DBUILD_TESTING=OFF"],
+        cwd=ws, env=env, capture_output=True, text=True, timeout=600,
+    )
+    assert result.returncode == 0, f"colcon build failed:\n{result.stdout[-4000:]}\n{result.stderr[-4000:]}"
+    return ws / "install"
+
+
+def test_colcon_install_space_has_nodes_launch_config_and_index(colcon_install):
+    prefix = colcon_install / "aecf_ros"
+    for name in NODE_EXECUTABLES:
+        exe = prefix / "lib" / "aecf_ros" / name
+        assert exe.is_file(), f"missing node executable {exe}"
+        assert os.access(exe, os.X_OK), f"{exe} is not executable"
+    share = prefix / "share" / "aecf_ros"
+    assert (share / "launch" / "aecf.launch.py").is_file()
+    assert (share / "config" / "aecf.yaml").is_file()
+    assert (share / "package.xml").is_file()
+    assert (prefix / "share" / "ament_index" / "resource_index" / "packages" / "aecf_ros").is_file()
+    assert (share / "msg" / "FusedPrediction.msg").is_file()
+
+
+def test_colcon_generated_messages_import_from_install_space(colcon_install, tmp_path):
+    prefix = colcon_install / "aecf_ros"
+    site = prefix / "lib" / f"python{sys.version_info.major}.{sys.version_info.minor}" / "site-packages"
+    code = (
+        "import aecf_ros, aecf_ros.msg as m, aecf_ros.core.fusion\n"
+        "print(m.__file__); print(aecf_ros.core.fusion.__file__)\n"
+        "p = m.FusedPrediction(scores=[0.5], modalities=['lidar'], modality_present=[True])\n"
+        "e = m.ModalityEmbedding(modality='camera', embedding=[1.0, 2.0], encoder_id='x')\n"
+        "assert list(p.modality_present) == [True] and e.modality == 'camera'\n"
+    )
+    env = ros_env(PYTHONPATH=str(site))
+    env["LD_LIBRARY_PATH"] = f"{prefix / 'lib'}{os.pathsep}{env.get('LD_LIBRARY_PATH', '')}"
+    # Run outside the repo so the source tree cannot shadow the install space.
+    result = subprocess.run([sys.executable, "-c", code], cwd=tmp_path, env=env,
+                            capture_output=True, text=True, timeout=120)
+    assert result.returncode == 0, result.stderr
+    msg_file, core_file = result.stdout.split()[:2]
+    assert msg_file.startswith(str(site)), msg_file
+    assert core_file.startswith(str(site)), core_file
