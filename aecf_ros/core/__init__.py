@@ -1,1 +1,43 @@
-"""aecf_ros.core"""
+"""aecf_ros.core: AECF torch maths (no ROS import; enforced by test/test_core_no_ros.py).
+
+Public API is re-exported here; see docs/ARCHITECTURE.md for the fusion interface contract.
+"""
+from .baselines import (
+    FUSION_METHODS,
+    AttentionFusion,
+    ConcatFusion,
+    MeanFusion,
+    build_fusion,
+    objective_flags,
+)
+from .calibration import (
+    PresenceTemperatureScaler,
+    TemperatureScaler,
+    expected_calibration_error,
+    fit_temperature,
+    reliability_curve,
+)
+from .fusion import AECFusion, CurriculumConfig, FusionOutput
+from .losses import AECFObjective
+from .metrics import average_precision, confidence_rise_rate, macro_map
+
+__all__ = [
+    "AECFusion",
+    "CurriculumConfig",
+    "FusionOutput",
+    "ConcatFusion",
+    "MeanFusion",
+    "AttentionFusion",
+    "FUSION_METHODS",
+    "build_fusion",
+    "objective_flags",
+    "AECFObjective",
+    "expected_calibration_error",
+    "reliability_curve",
+    "fit_temperature",
+    "TemperatureScaler",
+    "PresenceTemperatureScaler",
+    "average_precision",
+    "macro_map",
+    "confidence_rise_rate",
+]

@@ -1,0 +1,275 @@
+"""Calibration of multi-label predictions: ECE, reliability curves, temperature scaling, and a
+presence-aware temperature scaler (one temperature per modality presence pattern).
+
+Multi-label convention (used throughout): every (sample, class) pair is one binary prediction.
+Its predicted probability is the probability of the POSITIVE label (``sigmoid(logit)``), and it
+is compared with how often the label is actually positive. Inputs may be numpy arrays or torch
+tensors; computations run in float64 on CPU.
+"""
+from __future__ import annotations
+
+import math
+from typing import Dict, Optional, Tuple
+
+import numpy as np
+import torch
+from torch import Tensor, nn
+
+__all__ = [
+    "expected_calibration_error",
+    "reliability_curve",
+    "fit_temperature",
+    "TemperatureScaler",
+    "PresenceTemperatureScaler",
+    "presence_pattern_index",
+]
+
+MIN_TEMPERATURE = 0.05
+MAX_TEMPERATURE = 20.0
+
+
+def _as_float64(x, name: str) -> Tensor:
+    if isinstance(x, Tensor):
+        return x.detach().to("cpu", torch.float64)
+    try:
+        return torch.as_tensor(np.asarray(x, dtype=np.float64))
+    except (TypeError, ValueError) as exc:
+        raise ValueError(f"{name} must be numeric array-like, but got {type(x).__name__}") from exc
+
+
+def _check_binary(labels: Tensor, name: str = "labels") -> None:
+    if labels.numel() and not bool(((labels == 0) | (labels == 1)).all()):
+        bad = labels[(labels != 0) & (labels != 1)][0].item()
+        raise ValueError(f"{name} must be 0/1, but found {bad}")
+
+
+def _probs_labels(probs, labels, n_bins: int) -> Tuple[Tensor, Tensor]:
+    if isinstance(n_bins, bool) or not isinstance(n_bins, int) or n_bins <= 0:
+        raise ValueError(f"n_bins has to be a positive int, but got {n_bins!r}")
+    p = _as_float64(probs, "probs")
+    y = _as_float64(labels, "labels")
+    if p.shape != y.shape:
+        raise ValueError(f"probs and labels must have the same shape, but got {tuple(p.shape)} and {tuple(y.shape)}")
+    if p.numel() == 0:
+        raise ValueError("probs is empty")
+    if not bool(torch.isfinite(p).all()) or float(p.min()) < 0.0 or float(p.max()) > 1.0:
+        raise ValueError(f"probs must lie in [0, 1], but got range [{float(p.min())}, {float(p.max())}]")
+    _check_binary(y)
+    return p.reshape(-1), y.reshape(-1)
+
+
+def _bin_index(p: Tensor, n_bins: int) -> Tensor:
+    # Bins are [k/n, (k+1)/n); the last bin also takes p == 1.0.
+    return torch.clamp((p * n_bins).floor().long(), max=n_bins - 1)
+
+
+def expected_calibration_error(probs, labels, n_bins: int = 15) -> float:
+    """Expected calibration error over every (sample, class) probability.
+
+    ``ECE = sum_b (n_b / N) |mean_prob_b - positive_frequency_b|`` with ``n_bins`` equal-width
+    bins over [0, 1] (``[k/n, (k+1)/n)``, the last bin closed so it includes 1.0) and ``N`` the
+    number of (sample, class) entries. Multi-label convention: each entry's probability is the
+    predicted probability of the POSITIVE label, compared with the frequency of positives in its
+    bin (not the top-label "confidence vs accuracy" form of multi-class ECE).
+
+    Args:
+        probs (array[N] or array[N, C]): predicted probabilities in [0, 1].
+        labels (same shape): 0/1 labels.
+        n_bins (int): number of bins (15).
+
+    Returns:
+        float ECE in [0, 1].
+    """
+    p, y = _probs_labels(probs, labels, n_bins)
+    idx = _bin_index(p, n_bins)
+    counts = torch.bincount(idx, minlength=n_bins).double()
+    prob_sum = torch.bincount(idx, weights=p, minlength=n_bins)
+    pos_sum = torch.bincount(idx, weights=y, minlength=n_bins)
+    return float((prob_sum - pos_sum).abs().sum() / p.numel())
+
+
+def reliability_curve(probs, labels, n_bins: int = 15) -> Dict[str, np.ndarray]:
+    """Per-bin statistics for a reliability diagram (same binning as :func:`expected_calibration_error`).
+
+    Returns:
+        dict of numpy arrays, each ``[n_bins]``: ``bin_lower``, ``bin_upper``, ``mean_prob``
+        (NaN for empty bins), ``frequency`` (fraction positive; NaN for empty bins), ``count``.
+    """
+    p, y = _probs_labels(probs, labels, n_bins)
+    idx = _bin_index(p, n_bins)
+    counts = torch.bincount(idx, minlength=n_bins).double()
+    prob_sum = torch.bincount(idx, weights=p, minlength=n_bins)
+    pos_sum = torch.bincount(idx, weights=y, minlength=n_bins)
+    safe = counts.clamp(min=1)
+    empty = counts == 0
+    nan = torch.full_like(counts, float("nan"))
+    edges = np.linspace(0.0, 1.0, n_bins + 1)
+    return {
+        "bin_lower": edges[:-1],
+        "bin_upper": edges[1:],
+        "mean_prob": torch.where(empty, nan, prob_sum / safe).numpy(),
+        "frequency": torch.where(empty, nan, pos_sum / safe).numpy(),
+        "count": counts.long().numpy(),
+    }
+
+
+def fit_temperature(logits, labels, *, min_temperature: float = MIN_TEMPERATURE,
+                    max_temperature: float = MAX_TEMPERATURE, iterations: int = 60) -> float:
+    """Fit one temperature ``T`` minimising BCE(``logits / T``, ``labels``) (multi-label).
+
+    The BCE is convex in the inverse temperature ``s = 1 / T`` (a logistic loss of ``s * z``),
+    so its minimiser is the root of the monotone derivative
+    ``g(s) = mean((sigmoid(s z) - y) z)``, found by bisection on
+    ``[1 / max_temperature, 1 / min_temperature]`` in float64. Unlike L-BFGS on ``log T`` (which
+    stalls where the gradient vanishes, e.g. on near-separable data), this is exact to float
+    precision, deterministic, and lands on the bound when the optimum lies beyond it.
+
+    Args:
+        logits (array[N] or array[N, C]): uncalibrated logits (finite).
+        labels (same shape): 0/1 labels.
+        min_temperature, max_temperature (float): bounds, 0 < min < max.
+        iterations (int): bisection steps (60 reaches float64 resolution).
+
+    Returns:
+        float temperature (> 1 softens over-confident logits).
+    """
+    if not (0 < min_temperature < max_temperature and math.isfinite(max_temperature)):
+        raise ValueError(f"temperature bounds must satisfy 0 < min < max < inf, but got ({min_temperature}, {max_temperature})")
+    if isinstance(iterations, bool) or not isinstance(iterations, int) or iterations < 1:
+        raise ValueError(f"iterations has to be a positive int, but got {iterations!r}")
+    z = _as_float64(logits, "logits")
+    y = _as_float64(labels, "labels")
+    if z.shape != y.shape:
+        raise ValueError(f"logits and labels must have the same shape, but got {tuple(z.shape)} and {tuple(y.shape)}")
+    if z.numel() == 0:
+        raise ValueError("logits is empty: cannot fit a temperature")
+    if not bool(torch.isfinite(z).all()):
+        raise ValueError("logits contain non-finite values")
+    _check_binary(y)
+    z, y = z.reshape(-1), y.reshape(-1)
+
+    def slope(inv_t: float) -> float:
+        return float(((torch.sigmoid(inv_t * z) - y) * z).mean())
+
+    lo, hi = 1.0 / max_temperature, 1.0 / min_temperature
+    if slope(lo) >= 0:
+        return float(max_temperature)
+    if slope(hi) <= 0:
+        return float(min_temperature)
+    for _ in range(iterations):
+        mid = 0.5 * (lo + hi)
+        if slope(mid) > 0:
+            hi = mid
+        else:
+            lo = mid
+    return float(1.0 / (0.5 * (lo + hi)))
+
+
+class TemperatureScaler(nn.Module):
+    """Global temperature scaling: ``forward(logits) = logits / T`` (T in a buffer, default 1)."""
+
+    def __init__(self, temperature: float = 1.0) -> None:
+        super().__init__()
+        if not (isinstance(temperature, (int, float)) and math.isfinite(temperature) and temperature > 0):
+            raise ValueError(f"temperature has to be a finite number > 0, but got {temperature!r}")
+        self.register_buffer("temperature", torch.tensor(float(temperature)))
+
+    def fit(self, logits, labels) -> "TemperatureScaler":
+        """Fit T on validation logits/labels (see :func:`fit_temperature`)."""
+        self.temperature.fill_(fit_temperature(logits, labels))
+        return self
+
+    def forward(self, logits: Tensor) -> Tensor:
+        """Tensor[..., C] -> Tensor[..., C] calibrated logits (same dtype)."""
+        return logits / self.temperature.to(logits.dtype)
+
+
+def presence_pattern_index(present: Tensor) -> Tensor:
+    """BoolTensor[B, M] -> LongTensor[B]: pattern id ``sum_m present[:, m] << m`` in [0, 2^M)."""
+    if not isinstance(present, Tensor) or present.dim() != 2 or present.dtype != torch.bool:
+        raise ValueError(f"present must be a BoolTensor[B, M], but got {getattr(present, 'dtype', type(present))}")
+    powers = 2 ** torch.arange(present.shape[1], device=present.device)
+    return (present.long() * powers).sum(dim=-1)
+
+
+class PresenceTemperatureScaler(nn.Module):
+    """One temperature per modality presence pattern (2^M patterns).
+
+    A model that lost its camera is typically miscalibrated differently from one with every
+    sensor, so each presence pattern gets its own temperature. Fit it on validation data with
+    simulated sensor drops (the caller masks modalities and runs the model for each pattern it
+    wants covered). Patterns with fewer than ``min_samples`` validation rows fall back to the
+    global temperature fitted on all rows. Everything lives in buffers, so ``state_dict``
+    round-trips it.
+
+    Args:
+        n_modalities (int): M, 1..16.
+        min_samples (int): rows a pattern needs to get its own temperature.
+    """
+
+    def __init__(self, n_modalities: int, min_samples: int = 30) -> None:
+        super().__init__()
+        if isinstance(n_modalities, bool) or not isinstance(n_modalities, int) or not 1 <= n_modalities <= 16:
+            raise ValueError(f"n_modalities has to be an int in [1, 16], but got {n_modalities!r}")
+        if isinstance(min_samples, bool) or not isinstance(min_samples, int) or min_samples < 1:
+            raise ValueError(f"min_samples has to be a positive int, but got {min_samples!r}")
+        self.n_modalities = n_modalities
+        self.min_samples = min_samples
+        n_patterns = 2 ** n_modalities
+        self.register_buffer("temperatures", torch.ones(n_patterns))
+        self.register_buffer("pattern_counts", torch.zeros(n_patterns, dtype=torch.long))
+        self.register_buffer("global_temperature", torch.ones(()))
+
+    def _check(self, logits: Tensor, present: Tensor) -> None:
+        if present.dim() != 2 or present.shape[1] != self.n_modalities or present.dtype != torch.bool:
+            raise ValueError(
+                f"present must be a BoolTensor[B, {self.n_modalities}], but got {present.dtype} {tuple(present.shape)}"
+            )
+        if logits.dim() != 2 or logits.shape[0] != present.shape[0]:
+            raise ValueError(f"logits must be [{present.shape[0]}, C], but got {tuple(logits.shape)}")
+
+    def fit(self, logits, labels, present: Tensor) -> "PresenceTemperatureScaler":
+        """Fit the global and per-pattern temperatures.
+
+        Args:
+            logits (Tensor[N, C]): validation logits (with simulated drops applied).
+            labels (Tensor[N, C]): 0/1 labels.
+            present (BoolTensor[N, M]): the presence mask each row was predicted with.
+        """
+        z = _as_float64(logits, "logits")
+        y = _as_float64(labels, "labels")
+        present = torch.as_tensor(present).cpu()
+        self._check(z, present)
+        if y.shape != z.shape:
+            raise ValueError(f"labels must have shape {tuple(z.shape)}, but got {tuple(y.shape)}")
+        global_t = fit_temperature(z, y)
+        pattern = presence_pattern_index(present)
+        counts = torch.bincount(pattern, minlength=2 ** self.n_modalities)
+        temps = torch.full((2 ** self.n_modalities,), global_t, dtype=torch.float64)
+        for pid in torch.nonzero(counts >= self.min_samples).flatten().tolist():
+            rows = pattern == pid
+            temps[pid] = fit_temperature(z[rows], y[rows])
+        self.global_temperature.fill_(global_t)
+        self.temperatures.copy_(temps.to(self.temperatures.dtype))
+        self.pattern_counts.copy_(counts.to(self.pattern_counts.device))
+        return self
+
+    def temperature_for(self, present: Tensor) -> Tensor:
+        """BoolTensor[B, M] -> Tensor[B] temperature per row."""
+        return self.temperatures.to(present.device)[presence_pattern_index(present)]
+
+    def apply(self, logits, present: Optional[Tensor] = None):
+        """Calibrate: Tensor[B, C] logits, BoolTensor[B, M] present -> Tensor[B, C] logits / T(pattern).
+
+        ``apply(fn)`` with a single callable keeps ``nn.Module.apply`` semantics, so a parent
+        model's ``model.apply(init_fn)`` still recurses through this module.
+        """
+        if present is None and callable(logits) and not isinstance(logits, Tensor):
+            return super().apply(logits)
+        if present is None:
+            raise ValueError("PresenceTemperatureScaler.apply needs present: BoolTensor[B, M]")
+        self._check(logits, present)
+        return logits / self.temperature_for(present).to(logits.dtype).unsqueeze(1)
+
+    def forward(self, logits: Tensor, present: Tensor) -> Tensor:
+        return self.apply(logits, present)

@@ -1,0 +1,357 @@
+"""AECFusion: entropy-gated fusion of per-modality embeddings with a masking curriculum.
+
+Paper: "Robust Multimodal Learning via Entropy-Gated Contrastive Fusion", arXiv 2505.15417.
+
+Interface (shared by every fusion method, see docs/ARCHITECTURE.md)::
+
+    out: FusionOutput = fusion(embeddings: Mapping[str, Tensor[B, D_m]], present: BoolTensor[B, M])
+
+The maths lives in :mod:`aecf_ros.core.functional`; the modules here hold parameters and
+configuration only.
+"""
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass
+from typing import Dict, Mapping, NamedTuple, Optional
+
+import torch
+from torch import Tensor, nn
+
+from . import functional as AF
+
+__all__ = ["CurriculumConfig", "FusionOutput", "ModalityProjection", "FusionBase", "AECFusion"]
+
+
+@dataclass
+class CurriculumConfig:
+    """AECF masking curriculum.
+
+    Attributes:
+        base_rate: drop probability for a fully confident (entropy 0) gate, in [0, 1].
+        warmup_steps: steps over which the drop probability ramps linearly from 0 (>= 0; 0 means
+            no warm-up). Advance with ``fusion.step()`` once per optimiser step.
+        min_present: never mask below this many present modalities (>= 1 keeps a prediction).
+        enabled: master switch (``curriculum=None`` in ``forward`` means on iff training and this).
+    """
+
+    base_rate: float = 0.5
+    warmup_steps: int = 500
+    min_present: int = 1
+    enabled: bool = True
+
+    def __post_init__(self) -> None:
+        if not (isinstance(self.base_rate, (int, float)) and 0.0 <= self.base_rate <= 1.0):
+            raise ValueError(f"base_rate has to be between 0 and 1, but got {self.base_rate}")
+        if isinstance(self.warmup_steps, bool) or not isinstance(self.warmup_steps, int) or self.warmup_steps < 0:
+            raise ValueError(f"warmup_steps has to be a non-negative int, but got {self.warmup_steps!r}")
+        if isinstance(self.min_present, bool) or not isinstance(self.min_present, int) or self.min_present < 0:
+            raise ValueError(f"min_present has to be a non-negative int, but got {self.min_present!r}")
+
+
+class FusionOutput(NamedTuple):
+    """What every fusion method returns.
+
+    fused       Tensor[B, E]      fused embedding (finite; zeros where no_input)
+    weights     Tensor[B, M]      gate weights; exactly 0 for absent; rows sum to 1 unless no_input
+    entropy     Tensor[B]         H(p) / log(#present) in [0, 1]; 0 where <= 1 modality present
+    no_input    BoolTensor[B]     True where no modality was present
+    present     BoolTensor[B, M]  the mask actually used (after curriculum masking in training)
+    projections dict[str, Tensor[B, E]]  per-modality projections (InfoNCE); zeros where absent
+    """
+
+    fused: Tensor
+    weights: Tensor
+    entropy: Tensor
+    no_input: Tensor
+    present: Tensor
+    projections: Dict[str, Tensor]
+
+
+class ModalityProjection(nn.Module):
+    """Linear -> LayerNorm -> GELU projection of one modality to the shared width.
+
+    Args:
+        in_dim (int): the modality's embedding width ``D_m``.
+        embed_dim (int): shared width ``E``.
+    """
+
+    def __init__(self, in_dim: int, embed_dim: int) -> None:
+        super().__init__()
+        self.linear = nn.Linear(in_dim, embed_dim)
+        self.norm = nn.LayerNorm(embed_dim)
+        self.act = nn.GELU()
+
+    def forward(self, x: Tensor) -> Tensor:
+        """Tensor[B, D_m] -> Tensor[B, E]."""
+        return self.act(self.norm(self.linear(x)))
+
+
+def _positive_int(value, name: str) -> int:
+    if isinstance(value, bool) or not isinstance(value, int) or value <= 0:
+        raise ValueError(f"{name} has to be a positive int, but got {value!r}")
+    return value
+
+
+class FusionBase(nn.Module):
+    """Shared plumbing: modality order, input validation, per-modality projections.
+
+    Subclasses implement ``_fuse(projections, present, training_mask)``.
+
+    Args:
+        input_dims (Mapping[str, int]): modality name -> embedding width; its order is the
+            column order of ``present`` and of ``FusionOutput.weights``.
+        embed_dim (int): shared/fused width ``E``.
+    """
+
+    def __init__(self, input_dims: Mapping[str, int], embed_dim: int = 128) -> None:
+        super().__init__()
+        if not isinstance(input_dims, Mapping) or len(input_dims) == 0:
+            raise ValueError(f"input_dims has to be a non-empty mapping name -> width, but got {input_dims!r}")
+        for name, dim in input_dims.items():
+            if not isinstance(name, str) or not name:
+                raise ValueError(f"modality names have to be non-empty strings, but got {name!r}")
+            _positive_int(dim, f"input_dims[{name!r}]")
+        self.embed_dim = _positive_int(embed_dim, "embed_dim")
+        self.modalities = tuple(input_dims.keys())
+        self.input_dims = dict(input_dims)
+        self.projections = nn.ModuleDict(
+            {name: ModalityProjection(dim, embed_dim) for name, dim in input_dims.items()}
+        )
+
+    @property
+    def num_modalities(self) -> int:
+        return len(self.modalities)
+
+    def _validate(self, embeddings: Mapping[str, Tensor], present: Optional[Tensor]) -> Tensor:
+        """Check inputs; return the presence mask as BoolTensor[B, M]."""
+        if not isinstance(embeddings, Mapping):
+            raise ValueError(f"embeddings must be a mapping modality -> Tensor[B, D], got {type(embeddings).__name__}")
+        for name in embeddings:
+            if name not in self.input_dims:
+                raise ValueError(f"unknown modality '{name}'; this fusion expects {list(self.modalities)}")
+        batch = -1
+        for name in self.modalities:
+            if name not in embeddings:
+                raise ValueError(
+                    f"missing embedding for modality '{name}' (pass zeros and present=False for an absent sensor)"
+                )
+            x = embeddings[name]
+            if not isinstance(x, Tensor) or x.dim() != 2 or x.shape[1] != self.input_dims[name]:
+                shape = tuple(x.shape) if isinstance(x, Tensor) else type(x).__name__
+                raise ValueError(
+                    f"embedding for modality '{name}' must have shape [B, {self.input_dims[name]}], but got {shape}"
+                )
+            if batch < 0:
+                batch = x.shape[0]
+            elif x.shape[0] != batch:
+                raise ValueError(
+                    f"embedding for modality '{name}' has batch size {x.shape[0]}, expected {batch}"
+                )
+        first = embeddings[self.modalities[0]]
+        if present is None:
+            return torch.ones(batch, self.num_modalities, dtype=torch.bool, device=first.device)
+        if not isinstance(present, Tensor):
+            raise ValueError(f"present must be a BoolTensor[B, M], but got {type(present).__name__}")
+        if present.shape != (batch, self.num_modalities):
+            raise ValueError(
+                f"present must have shape [{batch}, {self.num_modalities}], but got {tuple(present.shape)}"
+            )
+        if present.dtype.is_floating_point or present.dtype.is_complex:
+            raise ValueError(f"present must be a bool (or integer 0/1) tensor, but got dtype {present.dtype}")
+        return present.to(device=first.device, dtype=torch.bool)
+
+    def _project(self, embeddings: Mapping[str, Tensor], present: Tensor) -> Dict[str, Tensor]:
+        """Project each modality; absent rows are zeroed BEFORE projection (so NaN/garbage from a
+        dead sensor cannot leak through ``0 * NaN``) and after it (so they contribute nothing)."""
+        out: Dict[str, Tensor] = {}
+        for m, name in enumerate(self.modalities):
+            col = present[:, m : m + 1]
+            x = embeddings[name]
+            x = torch.where(col, x, torch.zeros_like(x))
+            z = self.projections[name](x)
+            out[name] = torch.where(col, z, torch.zeros_like(z))
+        return out
+
+    @staticmethod
+    def _stack(projections: Dict[str, Tensor]) -> Tensor:
+        return torch.stack(list(projections.values()), dim=1)  # [B, M, E]
+
+    @staticmethod
+    def _weighted_sum(weights: Tensor, stacked: Tensor) -> Tensor:
+        return (weights.unsqueeze(-1).to(stacked.dtype) * stacked).sum(dim=1)
+
+    def _use_training_mask(self, curriculum: Optional[bool]) -> bool:
+        if curriculum is None:
+            return self.training and self._training_mask_enabled()
+        return bool(curriculum)
+
+    def _training_mask_enabled(self) -> bool:
+        return False
+
+
+class AECFusion(FusionBase):
+    """Adaptive Entropy-Gated Contrastive Fusion (drop-in ``nn.Module``).
+
+    Each modality is projected (Linear + LayerNorm + GELU) to width ``E``; a gate scores each
+    present modality, a masked softmax turns the scores into weights (EXACTLY 0 for absent
+    modalities) and the fused embedding is the weighted sum of the projections.
+
+    Gate choice: a shared per-modality MLP scorer ``s_m = MLP(z_m) + b_m`` (``b_m`` a learned
+    per-modality bias) rather than one MLP over the concatenation of all modalities. The score
+    of a modality depends only on its own projection, so (a) absent modalities cannot influence
+    present ones through zero-filled inputs, which a concat gate would see as a shifted input
+    distribution for every presence pattern; (b) it works for any number of modalities and is
+    permutation-equivariant. It is learned-query attention pooling with a non-linear key (an MLP
+    can flag a degraded embedding, e.g. a blacked-out camera, which a linear query-key dot
+    product struggles with) and values = projections, so the fused vector lives in the same
+    space that InfoNCE aligns.
+
+    Curriculum (training only, see :class:`CurriculumConfig`): from the current batch's gate,
+    the DETACHED normalised entropy sets a per-sample masking probability (confident gate ->
+    mask more); modalities are dropped preferring the dominant one; the gate is re-normalised
+    over the remaining ones and the output is computed from that masked set
+    (``out.present`` reports it).
+
+    Run-time knobs (buffers, saved in ``state_dict``): ``set_gate_prior(temperature, bias)``.
+
+    Args:
+        input_dims (Mapping[str, int]): modality -> embedding width (order = column order).
+        embed_dim (int): fused width ``E``.
+        curriculum (CurriculumConfig | None): masking curriculum; None disables it.
+        gate_hidden (int): hidden width of the gate MLP.
+        generator (torch.Generator, optional): RNG for curriculum masks (global RNG if None).
+    """
+
+    def __init__(
+        self,
+        input_dims: Mapping[str, int],
+        embed_dim: int = 128,
+        *,
+        curriculum: Optional[CurriculumConfig] = None,
+        gate_hidden: int = 64,
+        generator: Optional[torch.Generator] = None,
+    ) -> None:
+        super().__init__(input_dims, embed_dim)
+        if curriculum is not None and not isinstance(curriculum, CurriculumConfig):
+            raise ValueError(f"curriculum has to be a CurriculumConfig or None, but got {curriculum!r}")
+        _positive_int(gate_hidden, "gate_hidden")
+        self.curriculum = curriculum
+        self.generator = generator
+        self.gate = nn.Sequential(nn.Linear(embed_dim, gate_hidden), nn.GELU(), nn.Linear(gate_hidden, 1))
+        self.modality_logit_bias = nn.Parameter(torch.zeros(self.num_modalities))
+        self.register_buffer("gate_temperature", torch.ones(()))
+        self.register_buffer("gate_prior_bias", torch.zeros(self.num_modalities))
+        self.curriculum_step = 0
+        self.training_mask_calls = 0  # counts how often training-only masking actually ran
+
+    # ----------------------------------------------------------------- run-time knobs
+    def set_gate_prior(
+        self, temperature: Optional[float] = None, bias: Optional[Mapping[str, float]] = None
+    ) -> None:
+        """Adjust the gate at run time without retraining.
+
+        Args:
+            temperature (float, optional): > 0; gate logits are divided by it (> 1 flattens the
+                gate towards uniform over present modalities, < 1 sharpens it).
+            bias (Mapping[str, float], optional): added to that modality's gate logit (e.g.
+                ``{"lidar": -1.0}`` to trust a lidar known to be degraded less). Modalities not
+                named keep their current bias.
+        """
+        if temperature is not None:
+            if isinstance(temperature, bool) or not isinstance(temperature, (int, float)) or not (
+                math.isfinite(temperature) and temperature > 0
+            ):
+                raise ValueError(f"gate temperature has to be a finite number > 0, but got {temperature!r}")
+        if bias is not None:
+            if not isinstance(bias, Mapping):
+                raise ValueError(f"gate bias has to be a mapping modality -> float, but got {bias!r}")
+            for name, value in bias.items():
+                if name not in self.modalities:
+                    raise ValueError(f"gate bias names unknown modality '{name}'; expected one of {list(self.modalities)}")
+                if isinstance(value, bool) or not isinstance(value, (int, float)) or not math.isfinite(value):
+                    raise ValueError(f"gate bias for '{name}' has to be a finite number, but got {value!r}")
+        if temperature is not None:
+            self.gate_temperature.fill_(float(temperature))
+        if bias is not None:
+            for name, value in bias.items():
+                self.gate_prior_bias[self.modalities.index(name)] = float(value)
+
+    # ----------------------------------------------------------------- curriculum warm-up
+    def step(self) -> None:
+        """Advance the curriculum warm-up by one optimiser step."""
+        self.curriculum_step += 1
+
+    def set_step(self, step: int) -> None:
+        """Set the curriculum warm-up position (e.g. when resuming training)."""
+        if isinstance(step, bool) or not isinstance(step, int) or step < 0:
+            raise ValueError(f"step has to be a non-negative int, but got {step!r}")
+        self.curriculum_step = step
+
+    def warmup_factor(self) -> float:
+        """Curriculum ramp in [0, 1] at the current step."""
+        if self.curriculum is None or self.curriculum.warmup_steps == 0:
+            return 1.0
+        return min(1.0, self.curriculum_step / self.curriculum.warmup_steps)
+
+    def _training_mask_enabled(self) -> bool:
+        return self.curriculum is not None and self.curriculum.enabled
+
+    # ----------------------------------------------------------------- forward
+    def gate_logits(self, stacked: Tensor) -> Tensor:
+        """Tensor[B, M, E] projections -> Tensor[B, M] gate logits (prior bias and temperature applied)."""
+        scores = self.gate(stacked).squeeze(-1) + self.modality_logit_bias.to(stacked.dtype)
+        scores = scores + self.gate_prior_bias.to(stacked.dtype)
+        return scores / self.gate_temperature.to(stacked.dtype)
+
+    def _training_mask(self, present: Tensor, logits: Tensor) -> Tensor:
+        """Training-only re-masking of ``present`` (AECF curriculum)."""
+        if self.curriculum is None:
+            raise ValueError("curriculum=True requested but this AECFusion has no CurriculumConfig")
+        self.training_mask_calls += 1
+        with torch.no_grad():
+            weights = AF.masked_softmax(logits.detach(), present)
+            entropy = AF.gate_entropy(weights, present)
+            prob = AF.curriculum_mask_probability(entropy, self.curriculum.base_rate, self.warmup_factor())
+            return AF.sample_curriculum_mask(
+                present, weights, prob, self.curriculum.min_present, generator=self.generator
+            )
+
+    def forward(
+        self,
+        embeddings: Mapping[str, Tensor],
+        present: Optional[Tensor] = None,
+        *,
+        curriculum: Optional[bool] = None,
+    ) -> FusionOutput:
+        """Fuse per-modality embeddings.
+
+        Args:
+            embeddings (Mapping[str, Tensor[B, D_m]]): one tensor per modality (zeros are fine
+                for absent ones; their values are never used).
+            present (BoolTensor[B, M], optional): presence mask; all True if None.
+            curriculum (bool, optional): None = training-time masking iff ``self.training`` and
+                it is enabled; False forces it off (full-set prediction); True forces it on.
+
+        Returns:
+            FusionOutput (see class docstring); ``present`` is the mask actually used.
+        """
+        present = self._validate(embeddings, present)
+        return self._forward_checked(embeddings, present, curriculum)
+
+    def _forward_checked(self, embeddings, present: Tensor, curriculum: Optional[bool]) -> FusionOutput:
+        projections = self._project(embeddings, present)
+        stacked = self._stack(projections)
+        logits = self.gate_logits(stacked)
+        if self._use_training_mask(curriculum):
+            used = self._training_mask(present, logits)
+            projections = {n: torch.where(used[:, m : m + 1], z, torch.zeros_like(z))
+                           for m, (n, z) in enumerate(projections.items())}
+            stacked = self._stack(projections)
+        else:
+            used = present
+        weights = AF.masked_softmax(logits, used)
+        entropy = AF.gate_entropy(weights, used)
+        fused = self._weighted_sum(weights, stacked)
+        no_input = ~used.any(dim=-1)
+        return FusionOutput(fused, weights, entropy, no_input, used, projections)
