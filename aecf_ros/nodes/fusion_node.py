@@ -1,0 +1,265 @@
+"""``fusion_node``: fuses the newest embedding of each *present* modality into a prediction.
+
+Subscribes ``aecf/embedding/<modality>`` (aecf_ros/ModalityEmbedding), publishes
+``aecf/prediction`` (aecf_ros/FusedPrediction) and ``/diagnostics``.
+
+Output timing: a timer on the node clock publishes at ``publish_rate_hz`` (default 10 Hz) from
+whatever is present *at that moment* (``now - stamp <= timeout_s.<modality>``). A fixed rate
+rather than one output per input because (a) output never depends on any one sensor's arrival,
+so a dead sensor cannot stall it (the ``message_filters`` synchroniser failure mode); (b) the
+cost is bounded whatever the input rates; (c) the time to notice a dead sensor is bounded by
+``timeout_s + 1 / publish_rate_hz``. With fewer than ``min_present`` modalities present nothing
+is published and ``/diagnostics`` says why (ERROR level, reason, which modalities are missing).
+
+All logic lives in :class:`aecf_ros.runtime.fusion_engine.FusionEngine` (shared with
+``aecf-ros evaluate-bag``); this node only moves messages and parameters in and out of it.
+
+Lifecycle: the model is loaded (and warmed up) in ``on_configure``; subscriptions and the
+publish timer exist only while active. ``main()`` configures + activates the node itself
+unless ``autostart`` is false. Every parameter in :data:`aecf_ros.nodes.graph.FUSION_PARAMETERS`
+except model/device/qos changes live (validated, bad values rejected with a reason).
+"""
+from __future__ import annotations
+
+import collections
+import time
+from typing import Optional
+
+import numpy as np
+from diagnostic_msgs.msg import DiagnosticArray
+from rclpy.lifecycle import LifecycleNode, LifecycleState, TransitionCallbackReturn
+
+from aecf_ros.msg import FusedPrediction, ModalityEmbedding
+from aecf_ros.nodes import graph
+from aecf_ros.nodes.common import (
+    ERROR, OK, WARN, ParameterValidator, declare_from_specs, diag_status, load_model_from_params,
+    now_sec, qos_from_params, run_node, sec_to_stamp, stamp_to_sec,
+)
+from aecf_ros.runtime.fusion_engine import FusionEngine, FusionPrediction, FusionSettings, NoOutput
+from aecf_ros.runtime.stream_monitor import StreamState
+
+SPEC = graph.node_spec("fusion_node")
+STATE_LEVEL = {StreamState.OK: OK, StreamState.STALE: WARN, StreamState.NEVER_SEEN: WARN,
+               StreamState.DISABLED: OK}
+
+
+class FusionNode(LifecycleNode):
+    def __init__(self, node_name: str = SPEC.name, **kwargs):
+        super().__init__(node_name, **kwargs)
+        declare_from_specs(self, SPEC.parameters)
+        self.add_on_set_parameters_callback(
+            ParameterValidator(self, SPEC.parameters, self._check_candidate))
+        self.add_post_set_parameters_callback(self._apply_parameters)
+        self.engine: Optional[FusionEngine] = None
+        self.model = None
+        self._pub = None
+        self._diag_pub = self.create_publisher(DiagnosticArray, graph.DIAGNOSTICS_TOPIC, 10)
+        self._diag_timer = self.create_timer(
+            float(self.get_parameter("diagnostics_period_s").value), self._publish_diagnostics)
+        self._subs = []
+        self._timer = None
+        self._last_output: FusionPrediction | NoOutput | None = None
+        self._inference_ms = collections.deque(maxlen=200)
+        self._active = False
+        self.warm_up_s: Optional[float] = None
+
+    # ------------------------------------------------------------------ parameters
+    def settings_from_params(self, overrides: Optional[dict] = None) -> FusionSettings:
+        def value(name):
+            if overrides and name in overrides:
+                return overrides[name]
+            return self.get_parameter(name).value
+
+        mods = list(self.engine.modalities) if self.engine else list(graph.MODALITIES)
+        return FusionSettings(
+            timeout_s={m: float(value(f"timeout_s.{m}")) for m in mods},
+            enabled={m: bool(value(f"enabled.{m}")) for m in mods},
+            gate_temperature=float(value("gate_temperature")),
+            gate_bias={m: float(value(f"gate_bias.{m}")) for m in mods},
+            min_present=int(value("min_present")),
+            score_threshold=float(value("score_threshold")),
+        )
+
+    def _check_candidate(self, candidate: dict) -> Optional[str]:
+        mods = list(self.engine.modalities) if self.engine else list(graph.MODALITIES)
+        return FusionEngine.validate_settings(self.settings_from_params(candidate), mods)
+
+    def _apply_parameters(self, params) -> None:
+        names = {p.name for p in params}
+        if self.engine is not None:
+            self.engine.apply_settings(self.settings_from_params())
+            changed = sorted(n for n in names if n.split(".")[0] in (
+                "timeout_s", "enabled", "gate_temperature", "gate_bias", "min_present", "score_threshold"))
+            if changed:
+                self.get_logger().info("applied live: " + ", ".join(
+                    f"{n}={self.get_parameter(n).value}" for n in changed))
+        if "publish_rate_hz" in names and self._timer is not None:
+            self._start_timer()
+        deferred = sorted(n for n in names if n in ("model_path", "device") or n.startswith("qos."))
+        if deferred and self.engine is not None:
+            self.get_logger().info(f"{', '.join(deferred)} changed: applied on the next configure")
+
+    # ------------------------------------------------------------------ lifecycle
+    def on_configure(self, state: LifecycleState) -> TransitionCallbackReturn:
+        from aecf_ros.model import ModelLoadError
+
+        try:
+            self.model = load_model_from_params(self)
+        except ModelLoadError as exc:
+            self.get_logger().error(f"cannot load model: {exc}")
+            return TransitionCallbackReturn.FAILURE
+        unknown = [m for m in self.model.modalities if m not in graph.MODALITIES]
+        if unknown:
+            self.get_logger().error(f"model has modalities this graph does not know: {unknown}")
+            return TransitionCallbackReturn.FAILURE
+        self.engine = FusionEngine(self.model, self.settings_from_params())
+        self.warm_up_s = self.engine.warm_up()
+        self._pub = self.create_lifecycle_publisher(FusedPrediction, graph.PREDICTION_TOPIC, 10)
+        self.get_logger().info(
+            f"model {self.model.method} on {self.model.device} loaded, warm-up {self.warm_up_s * 1e3:.1f} ms; "
+            f"modalities {', '.join(self.model.modalities)}; publishing at "
+            f"{self.get_parameter('publish_rate_hz').value} Hz")
+        return super().on_configure(state)
+
+    def on_activate(self, state: LifecycleState) -> TransitionCallbackReturn:
+        qos = qos_from_params(self, "embeddings")
+        for m in self.engine.modalities:
+            self._subs.append(self.create_subscription(
+                ModalityEmbedding, graph.embedding_topic(m), lambda msg, m=m: self._on_embedding(m, msg), qos))
+        self._start_timer()
+        self._active = True
+        return super().on_activate(state)
+
+    def on_deactivate(self, state: LifecycleState) -> TransitionCallbackReturn:
+        self._stop_io()
+        return super().on_deactivate(state)
+
+    def on_cleanup(self, state: LifecycleState) -> TransitionCallbackReturn:
+        self._stop_io()
+        if self._pub is not None:
+            self.destroy_lifecycle_publisher(self._pub)
+            self._pub = None
+        self.engine, self.model = None, None
+        return super().on_cleanup(state)
+
+    def on_shutdown(self, state: LifecycleState) -> TransitionCallbackReturn:
+        self._stop_io()
+        return super().on_shutdown(state)
+
+    def _stop_io(self) -> None:
+        self._active = False
+        for sub in self._subs:
+            self.destroy_subscription(sub)
+        self._subs = []
+        if self._timer is not None:
+            self.destroy_timer(self._timer)
+            self._timer = None
+
+    def _start_timer(self) -> None:
+        if self._timer is not None:
+            self.destroy_timer(self._timer)
+        self._timer = self.create_timer(1.0 / float(self.get_parameter("publish_rate_hz").value), self._on_timer)
+
+    # ------------------------------------------------------------------ data path
+    def _on_embedding(self, topic_modality: str, msg: ModalityEmbedding) -> None:
+        modality = msg.modality or topic_modality
+        if modality != topic_modality:
+            self.engine.count_drop(topic_modality, "modality_mismatch")
+            reason = "modality_mismatch"
+        else:
+            reason = self.engine.submit(modality, np.asarray(msg.embedding, dtype=np.float32),
+                                        stamp_to_sec(msg.header.stamp), now_sec(self), msg.encoder_id)
+        if reason:
+            self.get_logger().warning(
+                f"dropped {topic_modality} embedding: {reason}", throttle_duration_sec=5.0)
+
+    def _on_timer(self) -> None:
+        if self.engine is None:
+            return
+        now = now_sec(self)
+        result = self.engine.step(now)
+        for t in result.transitions:
+            if t.new is StreamState.OK:
+                self.get_logger().info(t.describe())
+            else:
+                self.get_logger().warning(t.describe())
+        out = result.output
+        previous, self._last_output = self._last_output, out
+        if isinstance(out, NoOutput):
+            if not isinstance(previous, NoOutput) or previous.reason != out.reason:
+                self.get_logger().warning(f"not publishing: {out.message}")
+            return
+        if isinstance(previous, NoOutput):
+            self.get_logger().info(f"publishing again from {', '.join(out.present_modalities)}")
+        self._inference_ms.append(out.inference_time_s * 1e3)
+        msg = FusedPrediction()
+        msg.header.stamp = sec_to_stamp(out.stamp)
+        msg.header.frame_id = ""
+        msg.class_names = list(out.class_names)
+        msg.scores = [float(s) for s in out.scores]
+        msg.modalities = list(out.modalities)
+        msg.modality_present = [bool(p) for p in out.present]
+        msg.modality_weights = [float(w) for w in out.weights]
+        msg.modality_age_s = [float(a) for a in out.ages_s]
+        msg.gate_entropy = float(out.gate_entropy)
+        self._pub.publish(msg)
+
+    # ------------------------------------------------------------------ diagnostics
+    def diagnostics(self) -> DiagnosticArray:
+        """Per-modality status + output status (also used by tests in-process)."""
+        arr = DiagnosticArray()
+        arr.header.stamp = self.get_clock().now().to_msg()
+        hw = self.get_fully_qualified_name()
+        name = self.get_name()
+        if self.engine is None:
+            arr.status.append(diag_status(f"{name}: output", hw, WARN, "not configured (no model loaded)", {}))
+            return arr
+        now = now_sec(self)
+        for m, snap in self.engine.snapshot(now).items():
+            state = StreamState(snap["state"])
+            values = {"state": state.value, "age_s": snap["age_s"], "receive_rate_hz": snap["receive_rate_hz"],
+                      "timeout_s": snap["timeout_s"], "enabled": snap["enabled"], "received": snap["received"],
+                      "time_jumps": snap["time_jumps"],
+                      "dropped": sum(snap["drops"].values())}
+            values.update({f"dropped.{r}": n for r, n in sorted(snap["drops"].items())})
+            arr.status.append(diag_status(f"{name}: {m}", hw, STATE_LEVEL[state], state.value, values))
+        out = self._last_output
+        values = {"published": self.engine.published, "publish_rate_hz": self.get_parameter("publish_rate_hz").value,
+                  "inference_ms_last": self._inference_ms[-1] if self._inference_ms else None,
+                  "inference_ms_mean": float(np.mean(self._inference_ms)) if self._inference_ms else None,
+                  "inference_ms_max": float(np.max(self._inference_ms)) if self._inference_ms else None,
+                  "warm_up_ms": self.warm_up_s * 1e3 if self.warm_up_s else None,
+                  "device": str(self.model.device), "method": self.model.method}
+        values.update({f"no_output.{r}": n for r, n in sorted(self.engine.no_output_counts.items())})
+        values.update({f"dropped.{r}": n for r, n in sorted(self.engine.engine_drops.items())})
+        if not self._active:
+            level, message = WARN, "inactive"
+        elif isinstance(out, NoOutput):
+            level, message = ERROR, f"no output: {out.reason} ({out.message})"
+        elif isinstance(out, FusionPrediction):
+            present = out.present_modalities
+            missing = [m for m, p in zip(out.modalities, out.present) if not p]
+            level = OK if not missing else WARN
+            message = f"fusing {'+'.join(present)}" + (f"; missing {'+'.join(missing)}" if missing else "")
+            values["present"] = ",".join(present)
+            values["weights"] = ",".join(f"{m}={w:.3f}" for m, w in zip(out.modalities, out.weights))
+        else:
+            level, message = WARN, "no step yet"
+        arr.status.append(diag_status(f"{name}: output", hw, level, message, values))
+        return arr
+
+    def _publish_diagnostics(self) -> None:
+        self._diag_pub.publish(self.diagnostics())
+
+
+NODE_CLASS = FusionNode
+
+
+def main(args=None) -> int:
+    return run_node(FusionNode, args)
+
+
+if __name__ == "__main__":
+    import sys
+
+    sys.exit(main())

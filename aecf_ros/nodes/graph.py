@@ -1,0 +1,165 @@
+"""THE definition of the aecf_ros node graph: nodes, executables, topics and parameters.
+
+Both ways of starting the graph read this module and nothing else:
+
+* ``launch/aecf.launch.py`` (``ros2 launch aecf_ros aecf.launch.py``): one process per node;
+* ``aecf_ros.nodes.runner`` (``aecf-ros run``): all nodes in one process.
+
+The nodes declare their parameters from :data:`PARAMETERS` too, so a parameter's default,
+range and description exist in one place. This module imports nothing from ROS (the launch
+file and the tests read it cheaply).
+
+Topics
+------
+Sensor inputs are remapped from each encoder's internal name (``image``, ``image_compressed``,
+``points``, ``text``) to the launch/runner arguments ``camera_topic`` (default
+``/camera/image_raw``; compressed images on ``<camera_topic>/compressed``), ``lidar_topic``
+(``/lidar/points``) and ``text_topic`` (``/operator/text``). The graph's own topics are
+relative, so a ``namespace`` moves them: ``aecf/embedding/<modality>`` and ``aecf/prediction``
+(``/aecf/...`` without a namespace). Diagnostics go to the absolute ``/diagnostics``.
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Any, Optional
+
+PACKAGE = "aecf_ros"
+MODALITIES: tuple[str, ...] = ("camera", "lidar", "text")
+
+# launch argument / runner option -> default topic
+TOPIC_ARGUMENTS: dict[str, str] = {
+    "camera_topic": "/camera/image_raw",
+    "lidar_topic": "/lidar/points",
+    "text_topic": "/operator/text",
+}
+COMPRESSED_SUFFIX = "/compressed"
+PREDICTION_TOPIC = "aecf/prediction"
+DIAGNOSTICS_TOPIC = "/diagnostics"
+DEFAULT_MODEL = "default"  # model_path value meaning "the shipped checkpoint"
+
+
+def embedding_topic(modality: str) -> str:
+    return f"aecf/embedding/{modality}"
+
+
+@dataclass(frozen=True)
+class ParamSpec:
+    """One node parameter: default (its type is the parameter type), description, constraints.
+
+    ``range`` is (min, max) for numbers (enforced by rclpy through the descriptor);
+    ``choices`` lists allowed strings (enforced by the node's set-parameters callback);
+    ``applied`` says when a change takes effect: ``live`` or ``configure`` (read in
+    on_configure: cycle the lifecycle node, or restart it).
+    """
+
+    name: str
+    default: Any
+    description: str
+    range: Optional[tuple[float, float]] = None
+    choices: Optional[tuple[str, ...]] = None
+    applied: str = "live"
+
+
+@dataclass(frozen=True)
+class Remap:
+    """Node-internal topic ``internal`` -> value of graph argument ``argument`` + ``suffix``."""
+
+    internal: str
+    argument: str
+    suffix: str = ""
+
+
+@dataclass(frozen=True)
+class NodeSpec:
+    name: str  # node name = params-file section
+    executable: str  # lib/aecf_ros/<executable> (scripts/, CMakeLists.txt)
+    module: str  # module exposing main() and NODE_CLASS
+    remaps: tuple[Remap, ...] = ()
+    parameters: tuple[ParamSpec, ...] = field(default=())
+
+
+# ---------------------------------------------------------------------------------- parameters
+def _qos(input_name: str, depth: int = 5) -> tuple[ParamSpec, ...]:
+    return (
+        ParamSpec(f"qos.{input_name}.reliability", "reliable",
+                  "reliable | best_effort. RELIABLE is the default: with FastDDS defaults, "
+                  "BEST_EFFORT ~1 MB images/clouds were measured to deliver nothing here.",
+                  choices=("reliable", "best_effort"), applied="configure"),
+        ParamSpec(f"qos.{input_name}.depth", depth,
+                  "KEEP_LAST depth of the input queue: small so a slow encoder works on fresh data.",
+                  range=(1, 100), applied="configure"),
+    )
+
+
+MODEL_PARAMETERS: tuple[ParamSpec, ...] = (
+    ParamSpec("model_path", DEFAULT_MODEL,
+              "model bundle (aecf-ros train output); 'default' = the shipped aecf_ros/models/default.pt",
+              applied="configure"),
+    ParamSpec("device", "auto", "auto | cpu | cuda | cuda:N (auto = CUDA when available)",
+              applied="configure"),
+    ParamSpec("autostart", True,
+              "configure + activate this lifecycle node at start-up; false = wait for a lifecycle manager",
+              applied="configure"),
+    ParamSpec("diagnostics_period_s", 1.0, "period of /diagnostics reports", range=(0.1, 10.0),
+              applied="configure"),
+)
+
+ENCODER_PARAMETERS: dict[str, tuple[ParamSpec, ...]] = {
+    "camera": _qos("image"),
+    "lidar": _qos("points"),
+    "text": _qos("text", depth=10),
+}
+
+_DEFAULT_TIMEOUT_S = {"camera": 0.25, "lidar": 0.4, "text": 3.0}
+
+FUSION_PARAMETERS: tuple[ParamSpec, ...] = (
+    ParamSpec("publish_rate_hz", 10.0,
+              "fixed output rate: a prediction every period from whatever is present (never waits "
+              "for a dead sensor); the time to notice a dead sensor is <= timeout + one period",
+              range=(0.5, 200.0)),
+    *(ParamSpec(f"timeout_s.{m}", _DEFAULT_TIMEOUT_S[m],
+                f"{m} counts as present while now - newest {m} stamp <= this (node clock)",
+                range=(0.01, 60.0)) for m in MODALITIES),
+    *(ParamSpec(f"enabled.{m}", True, f"false = never fuse {m} (state DISABLED)") for m in MODALITIES),
+    ParamSpec("gate_temperature", 1.0, "AECF gate temperature (> 1 flattens the gate towards uniform)",
+              range=(0.05, 20.0)),
+    *(ParamSpec(f"gate_bias.{m}", 0.0, f"added to {m}'s gate logit (< 0 trusts {m} less)",
+                range=(-10.0, 10.0)) for m in MODALITIES),
+    ParamSpec("min_present", 1, "publish only when at least this many modalities are present",
+              range=(1, len(MODALITIES))),
+    ParamSpec("score_threshold", 0.5, "a class counts as detected (logs, demo) at or above this score",
+              range=(0.0, 1.0)),
+    *_qos("embeddings", depth=10),
+)
+
+NODES: tuple[NodeSpec, ...] = (
+    NodeSpec("camera_encoder", "camera_encoder", "aecf_ros.nodes.camera_encoder",
+             remaps=(Remap("image", "camera_topic"),
+                     Remap("image_compressed", "camera_topic", COMPRESSED_SUFFIX)),
+             parameters=MODEL_PARAMETERS + ENCODER_PARAMETERS["camera"]),
+    NodeSpec("lidar_encoder", "lidar_encoder", "aecf_ros.nodes.lidar_encoder",
+             remaps=(Remap("points", "lidar_topic"),),
+             parameters=MODEL_PARAMETERS + ENCODER_PARAMETERS["lidar"]),
+    NodeSpec("text_encoder", "text_encoder", "aecf_ros.nodes.text_encoder",
+             remaps=(Remap("text", "text_topic"),),
+             parameters=MODEL_PARAMETERS + ENCODER_PARAMETERS["text"]),
+    NodeSpec("fusion_node", "fusion_node", "aecf_ros.nodes.fusion_node",
+             parameters=MODEL_PARAMETERS + FUSION_PARAMETERS),
+)
+
+# parameters the launch file / runner set on every node from their own arguments
+OVERRIDABLE = ("device", "model_path")
+
+
+def node_spec(name: str) -> NodeSpec:
+    for spec in NODES:
+        if spec.name == name:
+            return spec
+    raise KeyError(f"no node {name!r} in the aecf_ros graph (nodes: {', '.join(s.name for s in NODES)})")
+
+
+def resolve_remaps(spec: NodeSpec, topics: Optional[dict[str, str]] = None) -> list[tuple[str, str]]:
+    """``[(internal, topic)]`` for plain string topics (the runner); defaults from TOPIC_ARGUMENTS."""
+    values = dict(TOPIC_ARGUMENTS)
+    values.update({k: v for k, v in (topics or {}).items() if v})
+    return [(r.internal, values[r.argument] + r.suffix) for r in spec.remaps]

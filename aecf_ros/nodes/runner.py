@@ -1,0 +1,132 @@
+"""``aecf-ros run``: the whole aecf_ros node graph in ONE process (no ``ros2 launch`` needed).
+
+Starts every node of :data:`aecf_ros.nodes.graph.NODES` (same names, remaps and parameters as
+``launch/aecf.launch.py``) in one ``SingleThreadedExecutor`` (the multi-threaded executor is
+unreliable with these rclpy wheels), then configures + activates each lifecycle node
+(:func:`aecf_ros.nodes.common.bring_up`), so the graph is running without a lifecycle manager.
+
+    aecf-ros run --params config/aecf.yaml [--use-sim-time] [--device cpu] [--model-path m.pt]
+                 [--namespace robot1] [--camera-topic /front/image_raw] [--only fusion_node ...]
+
+Parameter precedence: node defaults (graph.py) < ``--params`` file < command-line options.
+"""
+from __future__ import annotations
+
+import argparse
+import sys
+import time
+from pathlib import Path
+from typing import Optional, Sequence
+
+from aecf_ros.nodes import graph
+
+
+def default_params_file() -> Optional[Path]:
+    """config/aecf.yaml next to the package (source tree) or in the installed share/ dir."""
+    here = Path(__file__).resolve()
+    for candidate in (here.parents[2] / "config" / "aecf.yaml",
+                      Path(sys.prefix) / "share" / graph.PACKAGE / "config" / "aecf.yaml"):
+        if candidate.is_file():
+            return candidate
+    return None
+
+
+def add_arguments(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("--params", type=Path, action="append", default=None,
+                        help="ROS parameters file (node_name: ros__parameters: ...); repeat to layer "
+                             "files (later wins); default config/aecf.yaml")
+    parser.add_argument("--use-sim-time", action="store_true", help="run every node on /clock")
+    parser.add_argument("--device", default=None, help="auto | cpu | cuda | cuda:N (overrides the params file)")
+    parser.add_argument("--model-path", default=None, help="model bundle (overrides the params file)")
+    parser.add_argument("--namespace", default="", help="namespace for every node and graph topic")
+    for arg, default in graph.TOPIC_ARGUMENTS.items():
+        parser.add_argument("--" + arg.replace("_", "-"), default=default, help=f"default {default}")
+    parser.add_argument("--only", nargs="+", default=None, metavar="NODE",
+                        help=f"start only these nodes ({', '.join(s.name for s in graph.NODES)})")
+    parser.add_argument("--duration", type=float, default=None, help="stop after this many seconds")
+
+
+def create_nodes(context, params_files: Sequence[Path] = (), use_sim_time: bool = False,
+                 device: Optional[str] = None, model_path: Optional[str] = None, namespace: str = "",
+                 topics: Optional[dict] = None, only: Optional[Sequence[str]] = None,
+                 extra_parameters: Optional[dict] = None) -> list:
+    """Instantiate the graph's nodes (unconfigured) in ``context``. ``extra_parameters``:
+    ``{node_name: {param: value}}`` applied over everything else (tests, demo)."""
+    import importlib
+
+    from rclpy.parameter import Parameter
+
+    specs = [s for s in graph.NODES if not only or s.name in only]
+    unknown = set(only or ()) - {s.name for s in graph.NODES}
+    if unknown:
+        raise ValueError(f"unknown node(s) {sorted(unknown)}; graph has {[s.name for s in graph.NODES]}")
+    nodes = []
+    for spec in specs:
+        cli = ["--ros-args"]
+        for params_file in params_files or ():
+            cli += ["--params-file", str(params_file)]
+        for internal, topic in graph.resolve_remaps(spec, topics):
+            cli += ["-r", f"{internal}:={topic}"]
+        overrides = {"use_sim_time": bool(use_sim_time)}
+        if device:
+            overrides["device"] = device
+        if model_path:
+            overrides["model_path"] = str(model_path)
+        overrides.update((extra_parameters or {}).get(spec.name, {}))
+        node_class = importlib.import_module(spec.module).NODE_CLASS
+        nodes.append(node_class(spec.name, context=context, namespace=namespace or None, cli_args=cli,
+                                parameter_overrides=[Parameter(k, value=v) for k, v in overrides.items()]))
+    return nodes
+
+
+def run(args: argparse.Namespace) -> int:
+    import rclpy
+    from rclpy.executors import ExternalShutdownException, SingleThreadedExecutor
+
+    from aecf_ros.nodes.common import bring_up
+
+    params_files = list(args.params) if args.params else [p for p in [default_params_file()] if p]
+    for params_file in params_files:
+        if not Path(params_file).is_file():
+            print(f"aecf-ros run: params file not found: {params_file}", file=sys.stderr)
+            return 2
+    topics = {k: getattr(args, k) for k in graph.TOPIC_ARGUMENTS}
+    context = rclpy.context.Context()
+    rclpy.init(args=[], context=context)
+    nodes = []
+    executor = None
+    try:
+        nodes = create_nodes(context, params_files, args.use_sim_time, args.device, args.model_path,
+                             args.namespace, topics, args.only)
+        for node in nodes:
+            if node.get_parameter("autostart").value and not bring_up(node):
+                print(f"aecf-ros run: {node.get_name()} failed to start (see its log above)", file=sys.stderr)
+                return 1
+        executor = SingleThreadedExecutor(context=context)
+        for node in nodes:
+            executor.add_node(node)
+        print(f"aecf-ros run: {', '.join(n.get_name() for n in nodes)} active"
+              f"{' (sim time)' if args.use_sim_time else ''}; Ctrl-C to stop", flush=True)
+        deadline = None if args.duration is None else time.monotonic() + args.duration
+        while context.ok() and (deadline is None or time.monotonic() < deadline):
+            executor.spin_once(timeout_sec=0.1)
+        return 0
+    except (KeyboardInterrupt, ExternalShutdownException):
+        return 0
+    finally:
+        if executor is not None:
+            executor.shutdown()
+        for node in nodes:
+            node.destroy_node()
+        if context.ok():
+            rclpy.shutdown(context=context)
+
+
+def main(argv=None) -> int:
+    parser = argparse.ArgumentParser(prog="aecf-ros run", description=__doc__.splitlines()[0])
+    add_arguments(parser)
+    return run(parser.parse_args(argv))
+
+
+if __name__ == "__main__":
+    sys.exit(main())

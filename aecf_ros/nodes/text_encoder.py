@@ -1,0 +1,42 @@
+"""``text_encoder``: std_msgs/String (operator descriptions) -> text embedding.
+
+Input (remapped by graph.py): ``text``. std_msgs/String has no header, so the embedding's
+stamp is the receive time on the node clock (sim time under ``use_sim_time``).
+Output: ``aecf/embedding/text``. Empty / whitespace-only strings are dropped (``empty_text``).
+"""
+from __future__ import annotations
+
+from std_msgs.msg import String
+
+from aecf_ros.nodes.encoder_base import EncoderInput, EncoderNode, encoder_main
+
+
+def _text(msg: String) -> str:
+    return msg.data
+
+
+class TextEncoderNode(EncoderNode):
+    MODALITY = "text"
+    SPEC_NAME = "text_encoder"
+
+    def inputs(self):
+        return [EncoderInput("text", String, "text", _text, has_header=False)]
+
+    def warm_up_input(self):
+        return "a car and a person near the road"
+
+    def check_raw(self, raw):
+        return "empty_text" if not raw.strip() else None
+
+
+NODE_CLASS = TextEncoderNode
+
+
+def main(args=None) -> int:
+    return encoder_main(TextEncoderNode, args)
+
+
+if __name__ == "__main__":
+    import sys
+
+    sys.exit(main())

@@ -1,0 +1,283 @@
+"""The fusion node's logic without ROS, shared with the offline bag evaluator.
+
+:class:`FusionEngine` keeps the newest embedding of each modality with a
+:class:`~aecf_ros.runtime.stream_monitor.StreamMonitor`, validates what it is given, and at a
+time ``now`` (caller's clock, seconds) decides which modalities are present and runs the model
+over exactly those. It never waits for a missing sensor: :meth:`FusionEngine.step` returns a
+:class:`FusionPrediction` from whatever is present, or a :class:`NoOutput` saying why there is
+nothing to publish (nothing present, fewer than ``min_present``).
+
+The model is anything with the :class:`aecf_ros.model.PerceptionModel` surface the engine uses:
+``modalities``, ``embedding_dims``, ``encoder_ids``, ``class_names``,
+``predict(embeddings, present) -> (probs[B, C], FusionOutput)`` and
+``fusion.set_gate_prior(temperature=..., bias=...)`` (AECF only; other fusion methods simply
+ignore gating settings).
+"""
+from __future__ import annotations
+
+import collections
+import math
+import time
+from dataclasses import dataclass, field
+from typing import Any, Mapping, Optional, Sequence
+
+import numpy as np
+
+from aecf_ros.runtime.stream_monitor import StreamMonitor, StreamState, Transition
+
+__all__ = [
+    "FusionSettings",
+    "FusionPrediction",
+    "NoOutput",
+    "StepResult",
+    "FusionEngine",
+    "DROP_REASONS",
+]
+
+# reasons an embedding is rejected (counted per modality; unknown_modality engine-wide)
+DROP_REASONS = ("unknown_modality", "wrong_dim", "non_finite", "encoder_id_mismatch",
+                "non_finite_stamp", "stamp_in_future", "out_of_order")
+
+
+@dataclass
+class FusionSettings:
+    """Run-time knobs of the fusion (all changeable live, no retraining).
+
+    ``timeout_s[m]``: modality ``m`` is present while ``now - stamp <= timeout_s[m]``.
+    ``enabled[m]``: a disabled modality is never fused. ``min_present``: fewer present
+    modalities -> no output. ``gate_temperature`` / ``gate_bias[m]``: AECF gate prior
+    (``fusion.set_gate_prior``): temperature > 1 flattens the gate, a negative bias trusts a
+    modality less. ``score_threshold``: a class counts as detected at or above it.
+    """
+
+    timeout_s: dict[str, float] = field(default_factory=dict)
+    enabled: dict[str, bool] = field(default_factory=dict)
+    gate_temperature: float = 1.0
+    gate_bias: dict[str, float] = field(default_factory=dict)
+    min_present: int = 1
+    score_threshold: float = 0.5
+    check_encoder_id: bool = True
+
+
+@dataclass
+class FusionPrediction:
+    """One fused prediction at time ``now`` (arrays parallel to ``modalities``)."""
+
+    now: float
+    stamp: float  # newest stamp among the fused embeddings
+    class_names: list[str]
+    scores: np.ndarray  # float32[C], calibrated probabilities
+    modalities: list[str]
+    present: list[bool]
+    weights: np.ndarray  # float32[M], 0 for absent
+    ages_s: list[float]  # -1 where never seen
+    gate_entropy: float
+    inference_time_s: float
+
+    @property
+    def present_modalities(self) -> list[str]:
+        return [m for m, p in zip(self.modalities, self.present) if p]
+
+    def detected(self, threshold: float) -> list[str]:
+        return [c for c, s in zip(self.class_names, self.scores) if s >= threshold]
+
+
+@dataclass
+class NoOutput:
+    """Why nothing was published at ``now`` (``reason`` in: no_modality_present,
+    too_few_modalities)."""
+
+    now: float
+    reason: str
+    present: list[str]
+    message: str
+
+
+@dataclass
+class StepResult:
+    output: FusionPrediction | NoOutput
+    transitions: list[Transition]
+
+
+class FusionEngine:
+    """Newest-embedding store + presence monitors + gated model call. See the module doc."""
+
+    def __init__(self, model: Any, settings: FusionSettings | None = None, *,
+                 default_timeout_s: float = 0.5, rate_window_s: float = 2.0):
+        self.model = model
+        self.modalities: list[str] = list(model.modalities)
+        self.embedding_dims: dict[str, int] = {m: int(model.embedding_dims[m]) for m in self.modalities}
+        self.encoder_ids: dict[str, str] = dict(getattr(model, "encoder_ids", {}) or {})
+        self.class_names: list[str] = list(model.class_names)
+        self.settings = settings or FusionSettings()
+        for m in self.modalities:
+            self.settings.timeout_s.setdefault(m, default_timeout_s)
+            self.settings.enabled.setdefault(m, True)
+            self.settings.gate_bias.setdefault(m, 0.0)
+        self.monitors: dict[str, StreamMonitor] = {
+            m: StreamMonitor(m, self.settings.timeout_s[m], self.settings.enabled[m],
+                             rate_window_s=rate_window_s)
+            for m in self.modalities
+        }
+        self._embeddings: dict[str, Optional[np.ndarray]] = {m: None for m in self.modalities}
+        self.engine_drops: collections.Counter[str] = collections.Counter()
+        self.last_inference_time_s: Optional[float] = None
+        self.published = 0
+        self.no_output_counts: collections.Counter[str] = collections.Counter()
+        self.apply_settings(self.settings)
+
+    # ------------------------------------------------------------------ settings
+    @staticmethod
+    def validate_settings(settings: FusionSettings, modalities: Sequence[str]) -> Optional[str]:
+        """None if valid, else a one-line reason (used by the node's parameter callback)."""
+        if not (settings.gate_temperature > 0 and math.isfinite(settings.gate_temperature)):
+            return f"gate_temperature must be > 0, got {settings.gate_temperature}"
+        if not 1 <= int(settings.min_present) <= len(modalities):
+            return f"min_present must be in 1..{len(modalities)}, got {settings.min_present}"
+        if not 0.0 <= settings.score_threshold <= 1.0:
+            return f"score_threshold must be in [0, 1], got {settings.score_threshold}"
+        for m, t in settings.timeout_s.items():
+            if m not in modalities:
+                return f"timeout_s.{m}: unknown modality (model has {', '.join(modalities)})"
+            if not (t > 0 and math.isfinite(t)):
+                return f"timeout_s.{m} must be > 0, got {t}"
+        for m, b in settings.gate_bias.items():
+            if m not in modalities:
+                return f"gate_bias.{m}: unknown modality (model has {', '.join(modalities)})"
+            if not math.isfinite(b):
+                return f"gate_bias.{m} must be finite, got {b}"
+        for m in settings.enabled:
+            if m not in modalities:
+                return f"enabled.{m}: unknown modality (model has {', '.join(modalities)})"
+        return None
+
+    def apply_settings(self, settings: FusionSettings) -> None:
+        """Validate and apply new settings (ValueError with the reason if invalid)."""
+        reason = self.validate_settings(settings, self.modalities)
+        if reason:
+            raise ValueError(reason)
+        self.settings = settings
+        for m, mon in self.monitors.items():
+            mon.set_timeout(settings.timeout_s.get(m, mon.timeout_s))
+            mon.set_enabled(settings.enabled.get(m, True))
+        fusion = getattr(self.model, "fusion", None)
+        if fusion is not None and hasattr(fusion, "set_gate_prior"):
+            fusion.set_gate_prior(
+                temperature=float(settings.gate_temperature),
+                bias={m: float(settings.gate_bias.get(m, 0.0)) for m in self.modalities},
+            )
+
+    # ------------------------------------------------------------------ input
+    def count_drop(self, modality: str, reason: str) -> None:
+        if modality in self.monitors:
+            self.monitors[modality].count_drop(reason)
+        else:
+            self.engine_drops[reason] += 1
+
+    def submit(self, modality: str, embedding: Any, stamp: float, receive_time: float,
+               encoder_id: Optional[str] = None) -> Optional[str]:
+        """Offer one embedding. Returns None if accepted, else the (counted) drop reason."""
+        if modality not in self.monitors:
+            self.engine_drops["unknown_modality"] += 1
+            return "unknown_modality"
+        vec = np.asarray(embedding, dtype=np.float32).reshape(-1)
+        reason = None
+        if vec.shape[0] != self.embedding_dims[modality]:
+            reason = "wrong_dim"
+        elif not np.isfinite(vec).all():
+            reason = "non_finite"
+        elif (self.settings.check_encoder_id and encoder_id is not None
+              and modality in self.encoder_ids and encoder_id != self.encoder_ids[modality]):
+            reason = "encoder_id_mismatch"
+        if reason:
+            self.monitors[modality].count_drop(reason)
+            return reason
+        monitor = self.monitors[modality]
+        if not monitor.feed(float(stamp), float(receive_time)):
+            return monitor.last_drop_reason  # counted by the monitor
+        # (a stamp far behind the newest one reset the monitor inside feed(): a bag loop)
+        self._embeddings[modality] = vec.copy()
+        return None
+
+    # ------------------------------------------------------------------ output
+    def tick(self, now: float) -> list[Transition]:
+        """Advance every monitor to ``now``; returns the state transitions (log each once)."""
+        transitions: list[Transition] = []
+        for m in self.modalities:
+            mon = self.monitors[m]
+            jumps = mon.time_jumps
+            transitions += mon.tick(now)
+            if mon.time_jumps != jumps:
+                self._embeddings[m] = None  # evidence from before the time jump is void
+        return transitions
+
+    def present_at(self, now: float) -> list[bool]:
+        return [self.monitors[m].is_present(now) and self._embeddings[m] is not None
+                for m in self.modalities]
+
+    def step(self, now: float) -> StepResult:
+        """Tick the monitors and fuse what is present at ``now``."""
+        transitions = self.tick(now)
+        present = self.present_at(now)
+        names = [m for m, p in zip(self.modalities, present) if p]
+        if not names:
+            out: FusionPrediction | NoOutput = NoOutput(
+                now, "no_modality_present", [], "no modality is present (all stale, disabled or never seen)")
+        elif len(names) < self.settings.min_present:
+            out = NoOutput(now, "too_few_modalities", names,
+                           f"only {', '.join(names)} present; min_present is {self.settings.min_present}")
+        else:
+            out = self._predict(now, present)
+        if isinstance(out, NoOutput):
+            self.no_output_counts[out.reason] += 1
+        else:
+            self.published += 1
+        return StepResult(out, transitions)
+
+    def _predict(self, now: float, present: list[bool]) -> FusionPrediction:
+        import torch
+
+        embeddings = {}
+        for m, p in zip(self.modalities, present):
+            vec = self._embeddings[m] if p else None
+            if vec is None:
+                vec = np.zeros(self.embedding_dims[m], dtype=np.float32)
+            embeddings[m] = torch.from_numpy(vec).unsqueeze(0)
+        mask = torch.tensor([present], dtype=torch.bool)
+        t0 = time.perf_counter()
+        with torch.inference_mode():
+            probs, fusion_out = self.model.predict(embeddings, mask)
+        scores = probs[0].detach().float().cpu().numpy()
+        weights = fusion_out.weights[0].detach().float().cpu().numpy()
+        entropy = float(fusion_out.entropy[0]) if getattr(fusion_out, "entropy", None) is not None else 0.0
+        elapsed = time.perf_counter() - t0
+        self.last_inference_time_s = elapsed
+        ages = []
+        for m in self.modalities:
+            a = self.monitors[m].age(now)
+            ages.append(float(a) if a is not None else -1.0)
+        stamps = [self.monitors[m].newest_stamp for m, p in zip(self.modalities, present) if p]
+        return FusionPrediction(
+            now=now, stamp=float(max(stamps)), class_names=self.class_names,
+            scores=scores.astype(np.float32), modalities=list(self.modalities), present=list(present),
+            weights=np.where(present, weights, 0.0).astype(np.float32), ages_s=ages,
+            gate_entropy=entropy, inference_time_s=elapsed)
+
+    def warm_up(self, repeats: int = 3) -> float:
+        """Run the model on zero embeddings (first-call allocation, lazy init); returns seconds."""
+        import torch
+
+        emb = {m: torch.zeros(1, self.embedding_dims[m]) for m in self.modalities}
+        mask = torch.ones(1, len(self.modalities), dtype=torch.bool)
+        t0 = time.perf_counter()
+        with torch.inference_mode():
+            for _ in range(max(1, repeats)):
+                self.model.predict(emb, mask)
+        return time.perf_counter() - t0
+
+    # ------------------------------------------------------------------ reporting
+    def states(self, now: float) -> dict[str, StreamState]:
+        return {m: self.monitors[m].compute_state(now) for m in self.modalities}
+
+    def snapshot(self, now: float) -> dict:
+        return {m: self.monitors[m].snapshot(now) for m in self.modalities}
