@@ -1,0 +1,520 @@
+"""`aecf-ros evaluate-bag BAG`: the node graph's computation over a bag, offline and deterministic.
+
+One process, no DDS. The bag is read in time order and passed through the drop plan exactly as
+``aecf-ros replay`` publishes it (``bag/schedule.py``); each sensor message is converted by the
+encoder nodes' own conversion functions, encoded by the model's encoders, and offered to the
+same :class:`~aecf_ros.runtime.fusion_engine.FusionEngine` the fusion node runs, with the same
+stamps (header stamp; text: arrival time) and the same timeouts. Time is the bag's clock (what
+``/clock`` carries in a live replay); the fusion ticks every ``1 / publish_rate_hz`` seconds
+from the bag start, as the fusion node's timer does under ``use_sim_time``. Encoding is
+instantaneous here, so live and offline presence agree except within a tick of a transition.
+
+Reported per phase (phases = stretches between drop-plan event boundaries): output rate,
+presence and mean gate weight per modality, and, when the bag has the ground-truth topic
+(``aecf-ros make-bag`` writes it), macro mAP, micro F1 at ``score_threshold`` and exact-match
+rate. A bag without labels still gets the presence / weights timeline.
+"""
+from __future__ import annotations
+
+import json
+import math
+import sys
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Callable, Mapping, Optional
+
+import numpy as np
+
+from aecf_ros.bag import topics as T
+from aecf_ros.bag.bag_io import BagError, BagReader, deserialize
+from aecf_ros.bag.drop_plan import DropPlan, DropPlanError, PlanApplier, add_plan_arguments, plan_from_args
+from aecf_ros.bag.schedule import plan_topics_missing, planned_messages
+
+EXPECTED_TYPES = {
+    "camera": ("sensor_msgs/msg/Image", "sensor_msgs/msg/CompressedImage"),
+    "lidar": ("sensor_msgs/msg/PointCloud2",),
+    "text": ("std_msgs/msg/String",),
+}
+GROUND_TRUTH_TYPE = "diagnostic_msgs/msg/DiagnosticArray"
+
+
+# ---------------------------------------------------------------------------------------------
+# settings: the fusion node's parameters (graph.py defaults, optionally a --params-file)
+# ---------------------------------------------------------------------------------------------
+def fusion_parameters(params_file: Optional[str] = None, overrides: Optional[Mapping[str, Any]] = None) -> dict:
+    """Flat ``{name: value}`` of the fusion node's parameters: defaults, then the params file's
+    ``fusion_node`` (or ``/**``) section, then ``overrides``."""
+    from aecf_ros.nodes.graph import FUSION_PARAMETERS
+
+    values = {p.name: p.default for p in FUSION_PARAMETERS}
+    if params_file:
+        import yaml
+
+        try:
+            data = yaml.safe_load(Path(params_file).read_text()) or {}
+        except (OSError, yaml.YAMLError) as exc:
+            raise ValueError(f"cannot read params file {params_file}: {exc}") from None
+
+        def flatten(d, prefix=""):
+            for k, v in d.items():
+                if isinstance(v, dict):
+                    yield from flatten(v, f"{prefix}{k}.")
+                else:
+                    yield f"{prefix}{k}", v
+
+        for section in ("/**", "fusion_node", "/fusion_node", "/**/fusion_node"):
+            body = (data.get(section) or {}).get("ros__parameters") if isinstance(data, dict) else None
+            if body:
+                values.update({k: v for k, v in flatten(body) if k in values})
+    for k, v in (overrides or {}).items():
+        if k not in values:
+            raise ValueError(f"unknown fusion parameter {k!r}")
+        values[k] = type(values[k])(v) if not isinstance(values[k], bool) else bool(v)
+    return values
+
+
+def settings_from_parameters(values: Mapping[str, Any], modalities):
+    from aecf_ros.runtime.fusion_engine import FusionSettings
+
+    return FusionSettings(
+        timeout_s={m: float(values[f"timeout_s.{m}"]) for m in modalities},
+        enabled={m: bool(values[f"enabled.{m}"]) for m in modalities},
+        gate_temperature=float(values["gate_temperature"]),
+        gate_bias={m: float(values[f"gate_bias.{m}"]) for m in modalities},
+        min_present=int(values["min_present"]),
+        score_threshold=float(values["score_threshold"]),
+        check_encoder_id=False,  # embeddings are made here by the same model
+    )
+
+
+def load_model_for_eval(spec: str, seed: int = 0, log: Callable[[str], None] = print):
+    """``default`` (shipped checkpoint; an untrained model, with a warning, while none ships),
+    ``untrained`` (``model.build_model()`` seeded), or a bundle path."""
+    import torch
+
+    from aecf_ros.model import DEFAULT_MODEL_PATH, build_model, load_model
+
+    if spec == "untrained" or (spec == "default" and not DEFAULT_MODEL_PATH.exists()):
+        if spec == "default":
+            log(f"warning: no shipped checkpoint at {DEFAULT_MODEL_PATH}; using an UNTRAINED model "
+                f"(scores are meaningless, presence and timing are not)")
+        torch.manual_seed(seed)
+        model = build_model()
+        model.eval()
+        return model, "untrained"
+    model = load_model(None if spec == "default" else spec, device="cpu")
+    return model, spec
+
+
+# ---------------------------------------------------------------------------------------------
+# the encoder nodes' input paths, reused as they are
+# ---------------------------------------------------------------------------------------------
+def encoder_inputs() -> dict[str, dict[str, tuple[Callable, Callable, bool]]]:
+    """modality -> message type name -> (convert, check_raw, has_header), from the encoder nodes.
+
+    ``inputs`` / ``check_raw`` of the node classes do not touch the node, so calling them on
+    the class gives exactly the conversions and input checks the live graph runs.
+    """
+    import importlib
+
+    out: dict[str, dict[str, tuple[Callable, Callable, bool]]] = {}
+    for modality in ("camera", "lidar", "text"):
+        cls = importlib.import_module(f"aecf_ros.nodes.{modality}_encoder").NODE_CLASS
+        check = lambda raw, cls=cls: cls.check_raw(cls, raw)  # noqa: E731
+        out[modality] = {}
+        for inp in cls.inputs(cls):
+            pkg = inp.msg_type.__module__.split(".")[0]
+            out[modality][f"{pkg}/msg/{inp.msg_type.__name__}"] = (inp.convert, check, inp.has_header)
+    return out
+
+
+# ---------------------------------------------------------------------------------------------
+# the simulation
+# ---------------------------------------------------------------------------------------------
+@dataclass
+class Tick:
+    t: float  # seconds since the bag start
+    published: bool
+    reason: str  # "" when published, else the NoOutput reason
+    present: list[bool]
+    weights: list[float]
+    scores: Optional[list[float]]
+    truth: Optional[list[int]]
+    scene_index: Optional[int]
+
+
+@dataclass
+class Evaluation:
+    bag: str
+    model: str
+    modalities: list[str]
+    class_names: list[str]
+    plan: DropPlan
+    publish_rate_hz: float
+    parameters: dict
+    duration_s: float
+    ticks: list[Tick] = field(default_factory=list)
+    input_drops: dict = field(default_factory=dict)  # modality -> reason -> count (encoder side)
+    plan_counters: dict = field(default_factory=dict)
+    has_truth: bool = False
+    wall_s: float = 0.0
+
+
+def _modality_topics(plan: DropPlan, info, modalities) -> dict[str, str]:
+    """bag topic -> modality, checking types; BagError on a type the encoders cannot take."""
+    out = {}
+    for m in modalities:
+        for topic in plan.topics.get(m, ()):
+            t = info.topic(topic)
+            if t is None:
+                continue
+            if t.msgtype not in EXPECTED_TYPES[m]:
+                raise BagError(f"topic {topic} ({m}) in {info.path} has type {t.msgtype}; the {m} encoder "
+                               f"takes {' or '.join(EXPECTED_TYPES[m])} (use --topic-map to pick another topic)")
+            out[topic] = m
+    return out
+
+
+def evaluate_bag(path: str | Path, plan: DropPlan, model, model_name: str = "model",
+                 parameters: Optional[dict] = None, ground_truth_topic: str = T.GROUND_TRUTH_TOPIC,
+                 log: Callable[[str], None] = lambda line: print(line, file=sys.stderr)) -> Evaluation:
+    import torch
+
+    from aecf_ros.runtime.conversions import ConversionError
+    from aecf_ros.runtime.fusion_engine import FusionEngine, NoOutput
+    from aecf_ros.runtime.scene_msgs import labels_from_ground_truth, stamp_to_ns
+
+    wall0 = time.perf_counter()
+    parameters = parameters or fusion_parameters()
+    modalities = list(model.modalities)
+    unknown = [m for m in modalities if m not in EXPECTED_TYPES]
+    if unknown:
+        raise BagError(f"the model has modalities the bag tools do not know: {unknown}")
+    engine = FusionEngine(model, settings_from_parameters(parameters, modalities))
+    rate = float(parameters["publish_rate_hz"])
+    period_ns = int(round(1e9 / rate))
+    inputs = encoder_inputs()
+    class_names = list(model.class_names)
+
+    with BagReader(path) as bag:
+        info = bag.info()
+        topic_modality = _modality_topics(plan, info, modalities)
+        if not topic_modality:
+            raise BagError(f"{path} has none of the sensor topics "
+                           f"({', '.join(t for m in modalities for t in plan.topics.get(m, ()))}); see --topic-map")
+        for modality in plan_topics_missing(plan, list(topic_modality)):
+            log(f"warning: the plan acts on {modality}, which is not in the bag")
+        gt = info.topic(ground_truth_topic)
+        if gt is not None and gt.msgtype != GROUND_TRUTH_TYPE:
+            log(f"warning: {ground_truth_topic} has type {gt.msgtype}, not {GROUND_TRUTH_TYPE}; no metrics")
+            gt = None
+        result = Evaluation(str(path), model_name, modalities, class_names, plan, rate, dict(parameters),
+                            info.duration_s, has_truth=gt is not None)
+        drops: dict[str, dict[str, int]] = {m: {} for m in modalities}
+        truth: tuple[int, np.ndarray, Optional[int]] | None = None  # (stamp_ns, labels, scene index)
+        truth_queue: list[tuple[int, np.ndarray, Optional[int]]] = []
+        start_ns = info.start_ns
+        next_tick = start_ns + period_ns
+
+        # Messages wait here until the next fusion tick. Only the newest accepted one of each
+        # modality can be fused at that tick, so only it is encoded (the camera encoder is the
+        # expensive part); the others still go through conversion, input checks and the stream
+        # monitor in arrival order, so presence, drops and counters are those of the live graph.
+        pending: dict[str, list] = {m: [] for m in modalities}
+
+        def count(modality: str, reason: str) -> None:
+            drops[modality][reason] = drops[modality].get(reason, 0) + 1
+
+        def flush(modality: str) -> None:
+            zeros = np.zeros(engine.embedding_dims[modality], np.float32)
+            newest = None
+            for time_ns, msgtype, msg in pending[modality]:
+                convert, check_raw, has_header = inputs[modality][msgtype]
+                try:
+                    raw = convert(msg)
+                except ConversionError as exc:
+                    count(modality, exc.reason_code)
+                    continue
+                reason = check_raw(raw)
+                if reason:
+                    count(modality, reason)
+                    continue
+                stamp = (stamp_to_ns(msg.header.stamp) if has_header else time_ns) / 1e9
+                if engine.submit(modality, zeros, stamp, time_ns / 1e9) is None:
+                    newest = (raw, stamp, time_ns)
+            pending[modality].clear()
+            if newest is None:
+                return
+            raw, stamp, time_ns = newest
+            vec = model.encode(modality, raw).detach().float().cpu().numpy().reshape(-1)
+            if not np.isfinite(vec).all():
+                count(modality, "non_finite_embedding")
+                return
+            engine.submit(modality, vec, stamp, time_ns / 1e9)  # same stamp: replaces the placeholder
+
+        def tick(now_ns: int) -> None:
+            nonlocal truth
+            for m in modalities:
+                if pending[m]:
+                    flush(m)
+            while truth_queue and truth_queue[0][0] <= now_ns:
+                truth = truth_queue.pop(0)
+            step = engine.step(now_ns / 1e9)
+            out = step.output
+            labels = truth[1].tolist() if truth is not None else None
+            scene = truth[2] if truth is not None else None
+            t = (now_ns - start_ns) / 1e9
+            if isinstance(out, NoOutput):
+                present = engine.present_at(now_ns / 1e9)
+                result.ticks.append(Tick(t, False, out.reason, present, [0.0] * len(modalities), None, labels, scene))
+            else:
+                result.ticks.append(Tick(t, True, "", list(out.present), [float(w) for w in out.weights],
+                                         [float(s) for s in out.scores], labels, scene))
+
+        wanted = list(topic_modality) + ([ground_truth_topic] if gt is not None else [])
+        applier = PlanApplier(plan)
+        with torch.inference_mode():
+            for item in planned_messages(bag.messages(wanted), plan, start_ns, applier):
+                while next_tick < item.time_ns:
+                    tick(next_tick)
+                    next_tick += period_ns
+                msg = deserialize(item.data, item.msgtype)
+                if item.topic == ground_truth_topic:
+                    try:
+                        labels, scene = labels_from_ground_truth(msg, class_names)
+                    except ValueError:
+                        continue
+                    truth_queue.append((stamp_to_ns(msg.header.stamp), labels, scene))
+                    truth_queue.sort(key=lambda x: x[0])
+                    continue
+                pending[topic_modality[item.topic]].append((item.time_ns, item.msgtype, msg))
+            end_ns = max(info.end_ns, start_ns)
+            while next_tick <= end_ns:
+                tick(next_tick)
+                next_tick += period_ns
+        for m in modalities:
+            for reason, n in engine.monitors[m].drops.items():
+                drops[m][f"fusion:{reason}"] = drops[m].get(f"fusion:{reason}", 0) + n
+        result.input_drops = drops
+        result.plan_counters = applier.counters.as_dict()
+    result.wall_s = time.perf_counter() - wall0
+    return result
+
+
+# ---------------------------------------------------------------------------------------------
+# metrics and report
+# ---------------------------------------------------------------------------------------------
+def _phase_metrics(ticks: list[Tick], modalities, threshold: float, has_truth: bool) -> dict:
+    from aecf_ros.core.metrics import macro_map
+
+    n = len(ticks)
+    published = [t for t in ticks if t.published]
+    out: dict[str, Any] = {
+        "ticks": n,
+        "outputs": len(published),
+        "output_rate": len(published) / n if n else None,
+        "no_output": {},
+        "presence": {m: (sum(t.present[i] for t in ticks) / n if n else None) for i, m in enumerate(modalities)},
+        "mean_weight": {m: (float(np.mean([t.weights[i] for t in published])) if published else None)
+                        for i, m in enumerate(modalities)},
+    }
+    for t in ticks:
+        if not t.published:
+            out["no_output"][t.reason] = out["no_output"].get(t.reason, 0) + 1
+    scored = [t for t in published if t.truth is not None]
+    if has_truth:
+        out["labelled_outputs"] = len(scored)
+        if scored:
+            scores = np.array([t.scores for t in scored], np.float64)
+            labels = np.array([t.truth for t in scored], np.int64)
+            pred = scores >= threshold
+            tp = float((pred & (labels == 1)).sum())
+            fp = float((pred & (labels == 0)).sum())
+            fn = float((~pred & (labels == 1)).sum())
+            try:
+                out["macro_map"] = float(macro_map(scores, labels))
+            except ValueError:
+                out["macro_map"] = None
+            out["micro_f1"] = 2 * tp / (2 * tp + fp + fn) if (tp + fp + fn) else None
+            out["exact_match"] = float((pred == (labels == 1)).all(axis=1).mean())
+    return out
+
+
+def report(ev: Evaluation) -> dict:
+    """The JSON document: settings, per-phase and overall metrics, counters and the timeline."""
+    threshold = float(ev.parameters["score_threshold"])
+    phases = []
+    for ph in ev.plan.phases(max(ev.duration_s, 1e-9)):
+        inside = [t for t in ev.ticks if ph.start <= t.t < ph.end or (ph.end >= ev.duration_s and t.t >= ph.start)]
+        phases.append({"name": ph.name, "start_s": ph.start, "end_s": ph.end, "absent_by_plan": sorted(ph.absent),
+                       **_phase_metrics(inside, ev.modalities, threshold, ev.has_truth)})
+    return {
+        "bag": ev.bag,
+        "model": ev.model,
+        "modalities": ev.modalities,
+        "class_names": ev.class_names,
+        "plan": ev.plan.describe(),
+        "publish_rate_hz": ev.publish_rate_hz,
+        "fusion_parameters": ev.parameters,
+        "duration_s": ev.duration_s,
+        "has_ground_truth": ev.has_truth,
+        "overall": _phase_metrics(ev.ticks, ev.modalities, threshold, ev.has_truth),
+        "phases": phases,
+        "plan_counters": ev.plan_counters,
+        "input_drops": ev.input_drops,
+        "wall_s": ev.wall_s,
+        "timeline": [
+            {"t": round(t.t, 6), "published": t.published, "reason": t.reason,
+             "present": dict(zip(ev.modalities, t.present)),
+             "weights": dict(zip(ev.modalities, [round(w, 5) for w in t.weights])),
+             "scores": None if t.scores is None else [round(s, 5) for s in t.scores],
+             "truth": t.truth, "scene_index": t.scene_index}
+            for t in ev.ticks
+        ],
+    }
+
+
+def plot_timeline(ev: Evaluation, path: str | Path) -> None:
+    """PNG: presence per modality (plan windows shaded), gate weights, scores vs truth."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    t = np.array([x.t for x in ev.ticks])
+    rows = 3 if any(x.scores is not None for x in ev.ticks) else 2
+    fig, axes = plt.subplots(rows, 1, figsize=(12, 2.2 + 2.2 * rows), sharex=True,
+                             gridspec_kw={"height_ratios": [1, 1.2, 2][:rows]})
+    colours = {"camera": "tab:blue", "lidar": "tab:orange", "text": "tab:green"}
+    ax = axes[0]
+    for i, m in enumerate(ev.modalities):
+        present = np.array([x.present[i] for x in ev.ticks], bool)
+        ax.fill_between(t, i + 0.1, i + 0.9, where=present, step="post", color=colours.get(m, "grey"), lw=0)
+    for e in ev.plan.events:
+        if e.modality in ev.modalities:
+            i = ev.modalities.index(e.modality)
+            end = min(e.end, ev.duration_s)
+            ax.add_patch(plt.Rectangle((e.start, i), end - e.start, 1, fill=False, hatch="//",
+                                       edgecolor="red", lw=0.8))
+            ax.text(e.start, i + 0.5, " " + e.kind, va="center", fontsize=7, color="red")
+    ax.set_yticks([i + 0.5 for i in range(len(ev.modalities))], ev.modalities)
+    ax.set_ylim(0, len(ev.modalities))
+    ax.set_title(f"{Path(ev.bag).name}: presence (filled) vs plan (hatched) — {ev.plan.describe()}", fontsize=9)
+    ax = axes[1]
+    for i, m in enumerate(ev.modalities):
+        ax.plot(t, [x.weights[i] for x in ev.ticks], label=m, color=colours.get(m, "grey"), lw=1)
+    ax.set_ylim(-0.02, 1.02)
+    ax.set_ylabel("gate weight")
+    ax.legend(loc="upper right", fontsize=7, ncol=len(ev.modalities))
+    if rows == 3:
+        ax = axes[2]
+        scores = np.array([x.scores if x.scores is not None else [np.nan] * len(ev.class_names) for x in ev.ticks])
+        ax.imshow(scores.T, aspect="auto", interpolation="nearest", vmin=0, vmax=1, cmap="viridis",
+                  extent=(t[0] if len(t) else 0, t[-1] if len(t) else 1, len(ev.class_names) - 0.5, -0.5))
+        truth_t, truth_c = [], []
+        for x in ev.ticks[::max(1, len(ev.ticks) // 300)]:
+            if x.truth is not None:
+                for c, v in enumerate(x.truth):
+                    if v:
+                        truth_t.append(x.t)
+                        truth_c.append(c)
+        ax.scatter(truth_t, truth_c, s=3, c="red", marker="s", label="truth")
+        ax.set_yticks(range(len(ev.class_names)), ev.class_names, fontsize=6)
+        ax.set_ylabel("score (colour) / truth (red)")
+    axes[-1].set_xlabel("seconds since bag start")
+    fig.tight_layout()
+    fig.savefig(path, dpi=90)
+    plt.close(fig)
+
+
+# ---------------------------------------------------------------------------------------------
+# command line
+# ---------------------------------------------------------------------------------------------
+def add_arguments(parser) -> None:
+    parser.add_argument("bag", help="rosbag2 directory (sqlite3 or mcap)")
+    parser.add_argument("--model", default="default",
+                        help="model bundle path, 'default' (shipped checkpoint) or 'untrained'")
+    parser.add_argument("--json", dest="json_out", default=None, metavar="OUT.json", help="write the report here")
+    parser.add_argument("--plot", default=None, metavar="TIMELINE.png", help="write the timeline plot here")
+    parser.add_argument("--params-file", default=None,
+                        help="ROS params YAML with a fusion_node section (timeouts, publish_rate_hz, ...); "
+                             "default: the one `aecf-ros run` uses (config/aecf.yaml)")
+    parser.add_argument("--publish-rate", type=float, default=None, help="override publish_rate_hz")
+    parser.add_argument("--ground-truth-topic", default=T.GROUND_TRUTH_TOPIC)
+    parser.add_argument("--threads", type=int, default=1,
+                        help="torch CPU threads (default 1: on a busy 2-core machine more threads made "
+                             "the camera encoder ~100x slower; results do not depend on it)")
+    add_plan_arguments(parser)
+
+
+def _fmt(x, pct=False) -> str:
+    if x is None:
+        return "   -  "
+    return f"{100 * x:5.1f}%" if pct else f"{x:6.3f}"
+
+
+def run(args) -> int:
+    def log(line: str) -> None:
+        print(line, file=sys.stderr)
+
+    try:
+        plan = plan_from_args(args)
+        overrides = {"publish_rate_hz": args.publish_rate} if args.publish_rate else None
+        params_file = args.params_file
+        if params_file is None:  # the file `aecf-ros run` uses by default, for the same settings
+            from aecf_ros.nodes.runner import default_params_file
+
+            params_file = default_params_file()
+        parameters = fusion_parameters(params_file, overrides)
+        if not parameters["publish_rate_hz"] > 0:
+            raise ValueError("publish rate must be > 0")
+    except (DropPlanError, ValueError) as exc:
+        print(f"aecf-ros evaluate-bag: error: {exc}", file=sys.stderr)
+        return 2
+    import torch
+
+    if args.threads > 0:
+        torch.set_num_threads(args.threads)
+    try:
+        from aecf_ros.model import ModelLoadError
+
+        model, name = load_model_for_eval(args.model, seed=args.seed or 0, log=log)
+    except ModelLoadError as exc:
+        print(f"aecf-ros evaluate-bag: error: {exc}", file=sys.stderr)
+        return 2
+    try:
+        ev = evaluate_bag(args.bag, plan, model, name, parameters, args.ground_truth_topic, log=log)
+    except BagError as exc:
+        print(f"aecf-ros evaluate-bag: error: {exc}", file=sys.stderr)
+        return 1
+    doc = report(ev)
+    if args.json_out:
+        Path(args.json_out).write_text(json.dumps(doc, indent=1, allow_nan=False, default=_json_default))
+    if args.plot:
+        plot_timeline(ev, args.plot)
+    print(f"{ev.bag}: {ev.duration_s:.1f} s, {len(ev.ticks)} fusion ticks at {ev.publish_rate_hz:g} Hz, "
+          f"model {ev.model}, plan: {plan.describe()} ({ev.wall_s:.1f} s)")
+    head = f"  {'phase':40s} {'s':>11s} {'out':>6s} " + " ".join(f"{m[:6]:>6s}" for m in ev.modalities)
+    if ev.has_truth:
+        head += f" {'mAP':>6s} {'F1':>6s}"
+    print(head)
+    for ph in doc["phases"] + [dict(doc["overall"], name="overall", start_s=0.0, end_s=ev.duration_s)]:
+        line = (f"  {ph['name'][:40]:40s} {ph['start_s']:5.1f}-{min(ph['end_s'], ev.duration_s):5.1f} "
+                f"{_fmt(ph['output_rate'], True)} " + " ".join(_fmt(ph["presence"][m], True) for m in ev.modalities))
+        if ev.has_truth:
+            line += f" {_fmt(ph.get('macro_map'))} {_fmt(ph.get('micro_f1'))}"
+        print(line)
+    if args.json_out:
+        print(f"  report: {args.json_out}")
+    if args.plot:
+        print(f"  timeline: {args.plot}")
+    return 0
+
+
+def _json_default(x):
+    if isinstance(x, (np.floating, np.integer)):
+        return x.item()
+    if isinstance(x, float) and not math.isfinite(x):
+        return None
+    raise TypeError(f"not JSON serialisable: {type(x).__name__}")

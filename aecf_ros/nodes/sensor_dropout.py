@@ -1,0 +1,216 @@
+"""``sensor_dropout``: a live relay that fails sensors on purpose, by the same drop plan as replay.
+
+For robots and ``ros2 bag play``: each configured stream is relayed from ``<stream>.input_topic``
+to ``<stream>.output_topic`` as raw serialized bytes (no deserialisation, any message type),
+except where the drop plan (``aecf_ros.bag.drop_plan``) drops, delays or freezes it. Point the
+fusion graph's ``camera_topic`` / ``lidar_topic`` / ``text_topic`` at the output topics.
+
+Plan times are seconds since ``time_origin``: ``first_message`` (default: the first message on
+any stream, i.e. the bag's start under ``ros2 bag play``) or ``node_start``; measured on the
+node clock, so ``use_sim_time:=true`` with ``ros2 bag play --clock`` replays windows in bag time.
+
+Parameters (``config/sensor_dropout.yaml``):
+
+``streams`` (string[], default camera, lidar, text)
+    stream names; for each: ``<s>.input_topic``, ``<s>.output_topic``, ``<s>.type`` (message type
+    ``pkg/msg/Name``; empty = discover it from the graph), ``<s>.modality`` (plan modality,
+    default the stream name).
+``drop`` / ``stall`` / ``delay`` / ``freeze`` (string[]) and ``plan_file`` (YAML), ``seed`` (int)
+    the drop plan, same syntax as ``aecf-ros replay --drop ...``.
+``time_origin`` (``first_message`` | ``node_start``)
+``qos.depth`` (int, 10), ``qos.reliability`` (``reliable`` | ``best_effort``)
+``diagnostics_period_s`` (float, 1.0): counters on /diagnostics (passed / dropped / delayed /
+    frozen per modality); the same numbers are logged at shutdown.
+"""
+from __future__ import annotations
+
+import heapq
+import itertools
+import sys
+from dataclasses import dataclass
+from typing import Optional
+
+import rclpy
+from diagnostic_msgs.msg import DiagnosticArray, DiagnosticStatus, KeyValue
+from rcl_interfaces.msg import ParameterDescriptor
+from rclpy.executors import ExternalShutdownException, SingleThreadedExecutor
+from rclpy.node import Node
+from rclpy.parameter import Parameter
+from rclpy.qos import HistoryPolicy, QoSProfile, ReliabilityPolicy
+
+from aecf_ros.bag.bag_io import BagError, message_class
+from aecf_ros.bag.drop_plan import (HEADER_FIRST_TYPES, DropPlan, DropPlanError, PlanApplier, build_plan,
+                                    cdr_header_stamp_ns, cdr_with_header_stamp)
+from aecf_ros.bag.topics import DEFAULT_MODALITY_TOPICS
+
+DEFAULT_STREAMS = {
+    "camera": (DEFAULT_MODALITY_TOPICS["camera"][0], "sensor_msgs/msg/Image"),
+    "lidar": (DEFAULT_MODALITY_TOPICS["lidar"][0], "sensor_msgs/msg/PointCloud2"),
+    "text": (DEFAULT_MODALITY_TOPICS["text"][0], "std_msgs/msg/String"),
+}
+OUTPUT_PREFIX = "/dropout"
+
+
+@dataclass
+class Stream:
+    name: str
+    modality: str
+    input_topic: str
+    output_topic: str
+    msgtype: str  # "" until discovered
+    publisher: object = None
+    subscription: object = None
+
+
+class SensorDropoutNode(Node):
+    """Raw relay input -> output per stream, with a :class:`PlanApplier` in between."""
+
+    def __init__(self, **kwargs):
+        super().__init__("sensor_dropout", **kwargs)
+        d = lambda text: ParameterDescriptor(description=text)  # noqa: E731
+        self.declare_parameter("streams", list(DEFAULT_STREAMS), d("stream names to relay"))
+        for p in ("drop", "stall", "delay", "freeze"):
+            self.declare_parameter(p, Parameter.Type.STRING_ARRAY, d(f"--{p} specs of the drop plan"))
+        self.declare_parameter("plan_file", "", d("YAML drop plan (events added to drop/stall/...)"))
+        self.declare_parameter("seed", 0, d("seed of random drops"))
+        self.declare_parameter("time_origin", "first_message", d("first_message | node_start"))
+        self.declare_parameter("qos.depth", 10, d("KEEP_LAST depth of inputs and outputs"))
+        self.declare_parameter("qos.reliability", "reliable", d("reliable | best_effort"))
+        self.declare_parameter("diagnostics_period_s", 1.0, d("period of counter reports on /diagnostics"))
+
+        self.streams: dict[str, Stream] = {}
+        for name in self.get_parameter("streams").value or []:
+            topic, msgtype = DEFAULT_STREAMS.get(name, ("", ""))
+            input_topic = self.declare_parameter(f"{name}.input_topic", topic).value
+            output_topic = self.declare_parameter(f"{name}.output_topic", OUTPUT_PREFIX + input_topic).value
+            msgtype = self.declare_parameter(f"{name}.type", msgtype).value
+            modality = self.declare_parameter(f"{name}.modality", name).value
+            if not input_topic or input_topic == output_topic:
+                raise ValueError(f"stream {name}: input_topic must be set and differ from output_topic")
+            self.streams[input_topic] = Stream(name, modality, input_topic, output_topic, msgtype)
+
+        topics: dict[str, list[str]] = {}
+        for s in self.streams.values():
+            topics.setdefault(s.modality, []).append(s.input_topic)
+        def param(name: str) -> list[str]:  # an uninitialised string[] parameter means "none"
+            value = self.get_parameter_or(name, Parameter(name, value=[])).value
+            return [v for v in (value or []) if v]
+
+        self.plan: DropPlan = build_plan(param("drop"), param("stall"), param("delay"), param("freeze"),
+                                         self.get_parameter("plan_file").value or None,
+                                         int(self.get_parameter("seed").value),
+                                         [f"{m}={','.join(t)}" for m, t in topics.items()])
+        self.applier = PlanApplier(self.plan)
+        origin = self.get_parameter("time_origin").value
+        if origin not in ("first_message", "node_start"):
+            raise ValueError(f"time_origin must be first_message or node_start, got {origin!r}")
+        self._t0: Optional[int] = self._now_ns() if origin == "node_start" else None
+        reliability = self.get_parameter("qos.reliability").value
+        self.qos = QoSProfile(
+            history=HistoryPolicy.KEEP_LAST, depth=int(self.get_parameter("qos.depth").value),
+            reliability=ReliabilityPolicy.BEST_EFFORT if reliability == "best_effort" else ReliabilityPolicy.RELIABLE)
+        self._pending: list = []  # (due_ns, seq, stream, data)
+        self._seq = itertools.count()
+        for s in self.streams.values():
+            if s.msgtype:
+                self._connect(s)
+        self._discovery_timer = self.create_timer(0.5, self._discover) if any(
+            not s.msgtype for s in self.streams.values()) else None
+        # a delayed message goes out on the next tick of this timer (<= 5 ms late)
+        self._delay_timer = self.create_timer(0.005, self._flush) if any(
+            e.kind == "delay" for e in self.plan.events) else None
+        self._diag_pub = self.create_publisher(DiagnosticArray, "/diagnostics", 10)
+        self.create_timer(float(self.get_parameter("diagnostics_period_s").value), self._publish_diagnostics)
+        self.get_logger().info("relaying " + ", ".join(f"{s.input_topic} -> {s.output_topic}"
+                                                        for s in self.streams.values())
+                               + f"; plan: {self.plan.describe()}")
+
+    # -- wiring -----------------------------------------------------------------------------------
+    def _connect(self, s: Stream) -> None:
+        cls = message_class(s.msgtype)
+        s.publisher = self.create_publisher(cls, s.output_topic, self.qos)
+        s.subscription = self.create_subscription(cls, s.input_topic, lambda data, s=s: self._on_message(s, data),
+                                                  self.qos, raw=True)
+
+    def _discover(self) -> None:
+        known = dict(self.get_topic_names_and_types())
+        for s in self.streams.values():
+            if not s.msgtype and s.input_topic in known:
+                s.msgtype = known[s.input_topic][0]
+                try:
+                    self._connect(s)
+                    self.get_logger().info(f"{s.input_topic}: discovered type {s.msgtype}")
+                except BagError as exc:
+                    self.get_logger().error(str(exc))
+        if all(s.msgtype for s in self.streams.values()):
+            self._discovery_timer.cancel()
+
+    def _now_ns(self) -> int:
+        return self.get_clock().now().nanoseconds
+
+    # -- relay ------------------------------------------------------------------------------------
+    def _on_message(self, s: Stream, data: bytes) -> None:
+        now = self._now_ns()
+        if self._t0 is None:
+            self._t0 = now
+        t = (now - self._t0) / 1e9
+        header_first = s.msgtype in HEADER_FIRST_TYPES
+        stamp_ns = cdr_header_stamp_ns(data) if header_first and len(data) >= 12 else None
+        for e in self.applier.process(s.input_topic, t, data, stamp_ns=stamp_ns):
+            out = e.payload
+            if e.restamp_ns is not None and header_first:
+                out = cdr_with_header_stamp(out, e.restamp_ns)
+            if e.time > t:
+                heapq.heappush(self._pending, (now + int((e.time - t) * 1e9), next(self._seq), s, out))
+            else:
+                s.publisher.publish(out)
+        if self._pending:
+            self._flush()
+
+    def _flush(self) -> None:
+        now = self._now_ns()
+        while self._pending and self._pending[0][0] <= now:
+            _, _, s, data = heapq.heappop(self._pending)
+            s.publisher.publish(data)
+
+    # -- reporting --------------------------------------------------------------------------------
+    def counters(self) -> dict[str, dict[str, int]]:
+        return self.applier.counters.as_dict()
+
+    def _publish_diagnostics(self) -> None:
+        counts = self.counters()
+        values = [KeyValue(key=f"{kind}.{m}", value=str(n)) for kind, table in counts.items() for m, n in table.items()]
+        status = DiagnosticStatus(name="sensor_dropout: plan", hardware_id=self.get_fully_qualified_name(),
+                                  message=self.plan.describe(), values=values)
+        status.level = bytes([0]) if isinstance(DiagnosticStatus.OK, bytes) else 0
+        msg = DiagnosticArray(status=[status])
+        msg.header.stamp = self.get_clock().now().to_msg()
+        self._diag_pub.publish(msg)
+
+
+def main(args=None) -> int:
+    rclpy.init(args=args if args is not None else sys.argv)
+    node = None
+    code = 0
+    try:
+        node = SensorDropoutNode()
+        executor = SingleThreadedExecutor()
+        executor.add_node(node)
+        executor.spin()
+    except (KeyboardInterrupt, ExternalShutdownException):
+        pass
+    except (DropPlanError, BagError, ValueError) as exc:
+        print(f"sensor_dropout: error: {exc}", file=sys.stderr)
+        code = 2
+    finally:
+        if node is not None:
+            # after Ctrl-C the context is already shut down: /rosout is gone, so print instead
+            print(f"sensor_dropout: counters: {node.counters()}", file=sys.stderr)
+            node.destroy_node()
+        if rclpy.ok():
+            rclpy.try_shutdown()
+    return code
+
+
+if __name__ == "__main__":
+    sys.exit(main())

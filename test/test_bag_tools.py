@@ -1,0 +1,220 @@
+"""make-bag, bag reading, evaluate-bag: content, storage formats, and clear errors on bad bags."""
+import json
+import subprocess
+import sys
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from aecf_ros.bag import topics as T
+from aecf_ros.bag.bag_io import BagError, BagReader, deserialize
+from aecf_ros.bag.cmd_make_bag import BagSpec, write_scene_bag
+
+REPO = Path(__file__).resolve().parents[1]
+
+
+def _spec(**kw):
+    base = dict(duration_s=3.0, scene_hold_s=1.5, camera_hz=10.0, lidar_hz=5.0, text_hz=1.0, ground_truth_hz=1.0)
+    base.update(kw)
+    return BagSpec(**base)
+
+
+@pytest.fixture(scope="module")
+def bags(tmp_path_factory):
+    root = tmp_path_factory.mktemp("bags")
+    out = {}
+    for storage in ("mcap", "sqlite3"):
+        out[storage] = root / storage
+        write_scene_bag(out[storage], _spec(storage=storage))
+    return out
+
+
+def _read_all(path):
+    with BagReader(path) as bag:
+        info = bag.info()
+        return info, list(bag.messages())
+
+
+def test_both_storage_formats_hold_identical_messages(bags):
+    (info_m, msgs_m), (info_s, msgs_s) = _read_all(bags["mcap"]), _read_all(bags["sqlite3"])
+    assert (info_m.storage, info_s.storage) == ("mcap", "sqlite3")
+    # same topics, types and timestamps in the same order, and the same message content
+    # (not the same bytes: rclpy's CDR serializer leaves alignment padding uninitialised)
+    assert [m[:3] for m in msgs_m] == [m[:3] for m in msgs_s]
+    for (_, msgtype, _, raw_m), (_, _, _, raw_s) in zip(msgs_m, msgs_s):
+        assert deserialize(raw_m, msgtype) == deserialize(raw_s, msgtype)
+    assert {t.name: t.count for t in info_m.topics} == {
+        T.CAMERA_TOPIC: 30, T.LIDAR_TOPIC: 15, T.TEXT_TOPIC: 4, T.GROUND_TRUTH_TOPIC: 4}
+
+
+def test_metadata_is_what_ros2_bag_info_reads(bags):
+    import yaml
+
+    meta = yaml.safe_load((bags["mcap"] / "metadata.yaml").read_text())["rosbag2_bagfile_information"]
+    assert meta["version"] == 9 and meta["storage_identifier"] == "mcap"
+    assert meta["relative_file_paths"] == ["mcap.mcap"] and (bags["mcap"] / "mcap.mcap").is_file()
+    for entry in meta["topics_with_message_count"]:
+        topic = entry["topic_metadata"]
+        assert topic["serialization_format"] == "cdr"
+        assert topic["type_description_hash"].startswith("RIHS01_")
+        assert topic["offered_qos_profiles"][0]["reliability"] == "reliable"
+    # the hashes are those rclpy's type support reports (checked for Image)
+    image = next(e for e in meta["topics_with_message_count"] if e["topic_metadata"]["name"] == T.CAMERA_TOPIC)
+    assert image["topic_metadata"]["type_description_hash"] == \
+        "RIHS01_d31d41a9a4c4bc8eae9be757b0beed306564f7526c88ea6a4588fb9582527d47"
+
+
+def test_header_stamps_equal_bag_times_and_scenes_are_held(bags):
+    from aecf_ros.data.classes import CLASS_NAMES
+    from aecf_ros.data.scenes import generate_scene
+    from aecf_ros.runtime.conversions import image_msg_to_rgb, pointcloud_msg_to_xyzi
+    from aecf_ros.runtime.scene_msgs import labels_from_ground_truth, stamp_to_ns
+
+    info, msgs = _read_all(bags["mcap"])
+    start = info.start_ns
+    truths = []
+    for topic, msgtype, t_ns, raw in msgs:
+        msg = deserialize(raw, msgtype)
+        if hasattr(msg, "header"):
+            assert stamp_to_ns(msg.header.stamp) == t_ns
+        if topic == T.GROUND_TRUTH_TOPIC:
+            truths.append(((t_ns - start) / 1e9, *labels_from_ground_truth(msg, CLASS_NAMES)))
+        if topic == T.CAMERA_TOPIC and t_ns == start:
+            first_image = image_msg_to_rgb(msg)
+        if topic == T.LIDAR_TOPIC and t_ns == start:
+            first_cloud = pointcloud_msg_to_xyzi(msg)
+    # scenes change every 1.5 s: truth at 0 and 1 s is scene 0, at 1.5 s scene 1, ...
+    assert [(round(t, 3), i) for t, _, i in truths] == [(0.0, 0), (1.0, 0), (1.5, 1), (2.0, 1)]
+    scene0 = generate_scene(0, 0)
+    np.testing.assert_array_equal(truths[0][1], scene0.labels)
+    assert np.abs(first_image.astype(int) - scene0.image.astype(int)).max() <= 4  # + sensor noise
+    assert first_cloud.shape == scene0.points.shape
+    assert np.abs(first_cloud[:, :3] - scene0.points[:, :3]).max() < 0.1  # + jitter
+
+
+def test_compressed_bag_has_jpeg_camera(tmp_path):
+    path = tmp_path / "c"
+    write_scene_bag(path, _spec(duration_s=1.0, compressed=True))
+    info, msgs = _read_all(path)
+    assert info.topic(T.COMPRESSED_CAMERA_TOPIC).msgtype == "sensor_msgs/msg/CompressedImage"
+    assert info.topic(T.CAMERA_TOPIC) is None
+
+
+def test_make_bag_refuses_to_overwrite_and_bad_settings(tmp_path, bags):
+    with pytest.raises(BagError, match="exists already"):
+        write_scene_bag(bags["mcap"], _spec())
+    with pytest.raises(ValueError, match="duration"):
+        write_scene_bag(tmp_path / "x", _spec(duration_s=0))
+
+
+def _cli(*args, timeout=120):
+    return subprocess.run([sys.executable, "-m", "aecf_ros.cli", *map(str, args)], cwd=REPO,
+                          capture_output=True, text=True, timeout=timeout)
+
+
+def _broken_bags(tmp_path, bags):
+    import shutil
+
+    out = {}
+    for storage in ("mcap", "sqlite3"):
+        src = bags[storage]
+        data = next(p for p in src.iterdir() if p.name != "metadata.yaml")
+        truncated = tmp_path / f"truncated_{storage}"
+        shutil.copytree(src, truncated)
+        f = truncated / data.name
+        f.write_bytes(f.read_bytes()[: f.stat().st_size // 3])
+        out[f"truncated {storage}"] = truncated
+        garbage = tmp_path / f"garbage_{storage}"
+        shutil.copytree(src, garbage)
+        (garbage / data.name).write_bytes(b"\0not a bag\0" * 1000)
+        out[f"garbage {storage}"] = garbage
+    no_meta = tmp_path / "no_metadata"
+    shutil.copytree(bags["mcap"], no_meta)
+    (no_meta / "metadata.yaml").unlink()
+    out["no metadata"] = no_meta
+    bad_yaml = tmp_path / "bad_yaml"
+    shutil.copytree(bags["mcap"], bad_yaml)
+    (bad_yaml / "metadata.yaml").write_text("rosbag2_bagfile_information: [oops\n")
+    out["bad metadata"] = bad_yaml
+    out["missing"] = tmp_path / "does_not_exist"
+    return out
+
+
+def test_broken_bags_raise_bag_error_not_tracebacks(tmp_path, bags):
+    for what, path in _broken_bags(tmp_path, bags).items():
+        with pytest.raises(BagError) as info:
+            with BagReader(path) as bag:
+                for _ in bag.messages():
+                    pass
+        assert str(path) in str(info.value), what
+
+
+@pytest.mark.parametrize("command", ["evaluate-bag", "replay"])
+def test_cli_reports_broken_bags_with_exit_code_and_no_traceback(tmp_path, bags, command):
+    broken = _broken_bags(tmp_path, bags)
+    for what in ("truncated sqlite3", "garbage mcap", "no metadata", "missing"):
+        extra = ["--model", "untrained"] if command == "evaluate-bag" else ["--preroll", "0", "--rate", "100"]
+        env_cmd = [command, broken[what], *extra]
+        proc = _cli(*env_cmd)
+        assert proc.returncode != 0, (what, proc.stdout, proc.stderr)
+        assert "error:" in proc.stderr and "Traceback" not in proc.stderr, (what, proc.stderr)
+
+
+def test_unknown_topic_type_is_a_clear_error(tmp_path):
+    """A bag whose camera topic carries a type the encoders cannot take / a type not installed."""
+    from rosbags.rosbag2 import Writer
+    from rosbags.typesys import Stores, get_typestore
+
+    store = get_typestore(Stores.ROS2_KILTED)
+    path = tmp_path / "odd"
+    with Writer(path, version=9) as writer:
+        conn = writer.add_connection(T.CAMERA_TOPIC, "std_msgs/msg/Int32", typestore=store)
+        writer.write(conn, 1, store.serialize_cdr(store.types["std_msgs/msg/Int32"](data=3), "std_msgs/msg/Int32"))
+        custom = "my_robot_msgs/msg/Blob"
+        conn2 = writer.add_connection("/blob", custom, msgdef="uint8[] data", rihs01="RIHS01_" + "0" * 64)
+        writer.write(conn2, 2, b"\x00\x01\x00\x00\x00\x00\x00\x00")
+    proc = _cli("evaluate-bag", path, "--model", "untrained")
+    assert proc.returncode == 1 and "std_msgs/msg/Int32" in proc.stderr and "Traceback" not in proc.stderr
+    proc = _cli("replay", path, "--preroll", "0")
+    assert proc.returncode == 1 and "my_robot_msgs/msg/Blob" in proc.stderr and "--skip-unknown" in proc.stderr
+    assert "Traceback" not in proc.stderr
+
+
+def test_bad_drop_spec_on_the_command_line_exits_2(bags):
+    proc = _cli("replay", bags["mcap"], "--drop", "lidar@5-1")
+    assert proc.returncode == 2 and "END must be greater" in proc.stderr and "Traceback" not in proc.stderr
+
+
+def test_evaluate_bag_reports_phases_metrics_and_plot(tmp_path, bags):
+    out_json, out_png = tmp_path / "r.json", tmp_path / "t.png"
+    proc = _cli("evaluate-bag", bags["sqlite3"], "--model", "untrained", "--drop", "lidar@1-2",
+                "--json", out_json, "--plot", out_png)
+    assert proc.returncode == 0, proc.stderr
+    doc = json.loads(out_json.read_text())
+    assert [p["name"] for p in doc["phases"]] == ["nominal", "drop lidar@1-2", "nominal"]
+    assert doc["has_ground_truth"] and doc["overall"]["micro_f1"] is not None
+    dropped = doc["phases"][1]
+    # lidar is gone after its timeout (0.4 s default) and stays gone to the end of the window
+    assert dropped["presence"]["lidar"] <= 0.5 and doc["phases"][0]["presence"]["camera"] > 0.9
+    assert doc["plan_counters"]["dropped"]["lidar"] == 5
+    assert out_png.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+    # deterministic: a second run gives the same timeline
+    again = tmp_path / "r2.json"
+    assert _cli("evaluate-bag", bags["sqlite3"], "--model", "untrained", "--drop", "lidar@1-2",
+                "--json", again).returncode == 0
+    assert json.loads(again.read_text())["timeline"] == doc["timeline"]
+
+
+def test_evaluate_bag_without_labels_still_gives_the_timeline(tmp_path, bags):
+    """A user's bag with no ground truth: presence and weights only."""
+    from aecf_ros.bag.cmd_evaluate_bag import evaluate_bag, load_model_for_eval, report
+    from aecf_ros.bag.drop_plan import build_plan
+
+    model, name = load_model_for_eval("untrained", log=lambda *_: None)
+    ev = evaluate_bag(bags["mcap"], build_plan(stalls=["text@1"]), model, name,
+                      ground_truth_topic="/no/such/topic", log=lambda *_: None)
+    doc = report(ev)
+    assert not doc["has_ground_truth"] and "micro_f1" not in doc["overall"]
+    assert len(doc["timeline"]) == 29 and all(t["truth"] is None for t in doc["timeline"])
+    assert doc["phases"][1]["name"] == "stall text@1"
