@@ -1,0 +1,210 @@
+"""PerceptionModel bundle: build, encode, predict, save/load round trip and every load failure."""
+from __future__ import annotations
+
+import io
+import os
+
+import numpy as np
+import pytest
+import torch
+
+from aecf_ros.model import (
+    FORMAT_VERSION, ModelLoadError, PerceptionModel, build_model, load_model, model_payload,
+    save_model,
+)
+
+
+@pytest.fixture(scope="module")
+def model() -> PerceptionModel:
+    torch.manual_seed(0)
+    m = build_model()
+    m.calibrator.set_global(1.7)
+    m.calibrator.set_presence({"111": 1.2, "100": 2.5})
+    return m.eval()
+
+
+@pytest.fixture(scope="module")
+def saved(model, tmp_path_factory):
+    path = tmp_path_factory.mktemp("bundle") / "model.pt"
+    save_model(model, path, extra={"command": "test", "seed": 0})
+    return path
+
+
+def _raw_inputs(seed=0):
+    rng = np.random.default_rng(seed)
+    rgb = rng.integers(0, 256, size=(120, 160, 3), dtype=np.uint8)
+    points = rng.normal(size=(500, 4)).astype(np.float32)
+    return rgb, points, "a person next to a car"
+
+
+def _embed(model, seed=0):
+    rgb, pts, text = _raw_inputs(seed)
+    return {"camera": model.encode_camera(rgb), "lidar": model.encode_lidar(pts),
+            "text": model.encode_text(text)}
+
+
+def test_encoders_give_declared_dims(model):
+    emb = _embed(model)
+    for m, t in emb.items():
+        assert t.shape == (model.embedding_dims[m],), m
+        assert torch.isfinite(t).all()
+    assert model.modalities == ("camera", "lidar", "text")
+    assert set(model.encoder_ids) == set(model.modalities)
+
+
+def test_predict_shapes_and_missing_modalities(model):
+    emb = {m: t.unsqueeze(0).repeat(4, 1) for m, t in _embed(model).items()}
+    present = torch.tensor([[1, 1, 1], [1, 0, 0], [0, 1, 1], [0, 0, 1]], dtype=torch.bool)
+    probs, out = model.predict(emb, present)
+    assert probs.shape == (4, len(model.class_names))
+    assert ((probs >= 0) & (probs <= 1)).all()
+    assert (out.weights[~present] == 0).all()
+    raw, _ = model.predict(emb, present, calibrated=False)
+    assert not torch.allclose(raw, probs)  # calibration applied
+    # absent rows may hold garbage: the result must not depend on it
+    emb2 = dict(emb)
+    emb2["camera"] = emb["camera"].clone()
+    emb2["camera"][2:] = 1e6
+    probs2, _ = model.predict(emb2, present)
+    assert torch.allclose(probs[2:], probs2[2:], atol=1e-6)
+
+
+def test_round_trip_is_exact(model, saved):
+    loaded = load_model(saved, device="cpu")
+    assert loaded.class_names == model.class_names
+    assert loaded.encoder_ids == model.encoder_ids
+    assert loaded.metadata["command"] == "test"
+    assert loaded.calibrator.presence_dict() == pytest.approx(model.calibrator.presence_dict())
+    rgb, pts, text = _raw_inputs(1)
+    assert torch.equal(loaded.encode_camera(rgb), model.encode_camera(rgb))
+    assert torch.equal(loaded.encode_lidar(pts), model.encode_lidar(pts))
+    emb = {m: t.unsqueeze(0) for m, t in _embed(model, 2).items()}
+    present = torch.tensor([[True, False, True]])
+    a, _ = model.predict(emb, present)
+    b, _ = loaded.predict(emb, present)
+    assert torch.allclose(a, b)
+
+
+def test_file_is_weights_only_safe(saved):
+    payload = torch.load(saved, map_location="cpu", weights_only=True)
+    assert payload["format_version"] == FORMAT_VERSION
+    assert "text_encoder" not in payload["state_dicts"]  # frozen, recreated by name
+
+
+def test_encoder_id_changes_with_weights(model):
+    other = build_model()
+    with torch.no_grad():
+        for p in other.camera_encoder.parameters():
+            p.add_(0.01)
+    assert other.refresh_encoder_ids()["camera"] != model.encoder_ids["camera"]
+    assert other.encoder_ids["camera"].startswith(other.camera_encoder.encoder_id + "@")
+
+
+def test_auto_device_loads(saved):
+    loaded = load_model(saved, device="auto")
+    expected = "cuda" if torch.cuda.is_available() else "cpu"
+    assert loaded.device.type == expected
+
+
+# ------------------------------------------------------------------------- failure modes
+def _load_fails(path, match):
+    with pytest.raises(ModelLoadError, match=match) as info:
+        load_model(path, device="cpu")
+    assert info.value.__cause__ is None or isinstance(info.value.__cause__, ModelLoadError)
+    return str(info.value)
+
+
+def test_missing_file(tmp_path):
+    _load_fails(tmp_path / "nope.pt", "not found")
+
+
+def test_directory_is_rejected(tmp_path):
+    _load_fails(tmp_path, "not a file")
+
+
+def test_empty_file(tmp_path):
+    p = tmp_path / "empty.pt"
+    p.write_bytes(b"")
+    _load_fails(p, "empty")
+
+
+@pytest.mark.parametrize("fraction", [0.1, 0.5, 0.99])
+def test_truncated_file(saved, tmp_path, fraction):
+    data = saved.read_bytes()
+    p = tmp_path / "trunc.pt"
+    p.write_bytes(data[: int(len(data) * fraction)])
+    _load_fails(p, "truncated|corrupt")
+
+
+def test_random_bytes(tmp_path):
+    p = tmp_path / "random.pt"
+    p.write_bytes(np.random.default_rng(0).integers(0, 256, 100_000, dtype=np.uint8).tobytes())
+    _load_fails(p, "truncated|corrupt")
+
+
+def test_flipped_bytes_inside_archive(saved, tmp_path):
+    data = bytearray(saved.read_bytes())
+    mid = len(data) // 2
+    for i in range(mid, mid + 64):
+        data[i] ^= 0xFF
+    p = tmp_path / "flipped.pt"
+    p.write_bytes(bytes(data))
+    _load_fails(p, "corrupt|truncated|incompatible")
+
+
+class Unsafe:
+    """Any class outside torch's weights_only allow-list."""
+
+
+def test_unsafe_pickle_is_refused(tmp_path):
+    p = tmp_path / "evil.pt"
+    torch.save({"format": "aecf_ros.model", "obj": Unsafe()}, p)
+    _load_fails(p, "corrupt or unsafe")
+
+
+def test_other_torch_file(tmp_path):
+    p = tmp_path / "other.pt"
+    torch.save({"weights": torch.zeros(3)}, p)
+    _load_fails(p, "not an aecf_ros model")
+
+
+def test_future_format_version(model, tmp_path):
+    payload = model_payload(model)
+    payload["format_version"] = FORMAT_VERSION + 1
+    p = tmp_path / "future.pt"
+    torch.save(payload, p)
+    _load_fails(p, "format version")
+
+
+def test_architecture_mismatch(model, tmp_path):
+    payload = model_payload(model)
+    payload["config"]["head"]["hidden"] = 7  # weights no longer fit
+    p = tmp_path / "mismatch.pt"
+    torch.save(payload, p)
+    _load_fails(p, "incompatible")
+
+
+def test_unknown_fusion_method(model, tmp_path):
+    payload = model_payload(model)
+    payload["config"]["fusion"]["method"] = "does_not_exist"
+    p = tmp_path / "method.pt"
+    torch.save(payload, p)
+    _load_fails(p, "incompatible")
+
+
+def test_tampered_weights_detected(model, tmp_path):
+    payload = model_payload(model)
+    sd = payload["state_dicts"]["camera_encoder"]
+    key = next(iter(sd))
+    sd[key] = sd[key] + 1.0
+    p = tmp_path / "tampered.pt"
+    torch.save(payload, p)
+    _load_fails(p, "hash")
+
+
+def test_missing_section(model, tmp_path):
+    payload = model_payload(model)
+    del payload["state_dicts"]
+    p = tmp_path / "nosec.pt"
+    torch.save(payload, p)
+    _load_fails(p, "incompatible")
