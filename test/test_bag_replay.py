@@ -19,6 +19,9 @@ DURATION_S = 7.0
 LIDAR_WINDOW = (2.5, 4.5)
 PERIOD_S = 0.1  # fusion publish_rate_hz 10 (config/aecf.yaml)
 LIDAR_TIMEOUT_S = 0.4
+CAMERA_TIMEOUT_S = 0.25
+FREEZE_WINDOW = (2.5, 4.5)
+BAG_START_S = float(BagSpec().start_s)  # make-bag's bag start
 
 
 @pytest.fixture(scope="module")
@@ -40,34 +43,46 @@ def _spin_until(executor, condition, timeout_s):
     return condition()
 
 
-def test_replay_through_graph_drops_lidar_in_the_window_and_matches_evaluate_bag(setup, ros_subprocess_env):
+def _replay_through_graph(bag, model_path, plan, env, embedding_modalities=()):
+    """Start the real node graph (``aecf-ros run --use-sim-time``, own process), replay ``bag``
+    into it with ``plan`` and record ``/aecf/prediction`` (and the embeddings of
+    ``embedding_modalities``) on the replayed bag clock.
+
+    Returns (replayer, outputs [(sim s, {modality: present})], embeddings {modality: [(sim s,
+    stamp s)]}, graph log); asserts the replay itself ran without error.
+    """
     import rclpy
     from rclpy.executors import SingleThreadedExecutor
     from rclpy.parameter import Parameter
     from rclpy.qos import QoSProfile
 
-    from aecf_ros.bag.cmd_evaluate_bag import evaluate_bag, fusion_parameters
     from aecf_ros.bag.cmd_replay import BagReplayer
-    from aecf_ros.model import load_model
-    from aecf_ros.msg import FusedPrediction
+    from aecf_ros.msg import FusedPrediction, ModalityEmbedding
 
-    bag, model_path = setup
-    plan = build_plan(drops=[f"lidar@{LIDAR_WINDOW[0]}-{LIDAR_WINDOW[1]}"])
-    env = dict(ros_subprocess_env, OMP_NUM_THREADS="1")  # 2 busy cores: 1 torch thread is ~100x faster
+    env = dict(env, OMP_NUM_THREADS="1")  # 2 busy cores: 1 torch thread is ~100x faster
     graph = subprocess.Popen([sys.executable, "-m", "aecf_ros.cli", "run", "--use-sim-time",
                               "--model-path", str(model_path), "--device", "cpu"],
                              env=env, cwd=REPO, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
     context = rclpy.context.Context()
     rclpy.init(context=context)
     outputs = []  # (sim time s, present dict)
+    embeddings = {m: [] for m in embedding_modalities}  # (sim time s, stamp s)
     replay_error = []
     try:
         node = rclpy.create_node("replay_test_listener", context=context,
                                  parameter_overrides=[Parameter("use_sim_time", value=True)])
+
+        def sim_now():
+            return node.get_clock().now().nanoseconds / 1e9
+
         node.create_subscription(
             FusedPrediction, "/aecf/prediction",
-            lambda m: outputs.append((node.get_clock().now().nanoseconds / 1e9,
-                                      dict(zip(m.modalities, m.modality_present)))), QoSProfile(depth=50))
+            lambda m: outputs.append((sim_now(), dict(zip(m.modalities, m.modality_present)))), QoSProfile(depth=50))
+        for m in embedding_modalities:
+            node.create_subscription(
+                ModalityEmbedding, f"/aecf/embedding/{m}",
+                lambda msg, m=m: embeddings[m].append((sim_now(), msg.header.stamp.sec + msg.header.stamp.nanosec * 1e-9)),
+                QoSProfile(depth=50))
         executor = SingleThreadedExecutor(context=context)
         executor.add_node(node)
         up = _spin_until(executor, lambda: node.count_publishers("/aecf/prediction") > 0
@@ -102,9 +117,19 @@ def test_replay_through_graph_drops_lidar_in_the_window_and_matches_evaluate_bag
             graph.kill()
             log, _ = graph.communicate()
     assert not replay_error, replay_error
+    return replayer, outputs, embeddings, log
+
+
+def test_replay_through_graph_drops_lidar_in_the_window_and_matches_evaluate_bag(setup, ros_subprocess_env):
+    from aecf_ros.bag.cmd_evaluate_bag import evaluate_bag, fusion_parameters
+    from aecf_ros.model import load_model
+
+    bag, model_path = setup
+    plan = build_plan(drops=[f"lidar@{LIDAR_WINDOW[0]}-{LIDAR_WINDOW[1]}"])
+    replayer, outputs, _, log = _replay_through_graph(bag, model_path, plan, ros_subprocess_env)
     assert replayer.stats.plan["dropped"]["lidar"] == 20
 
-    start = 1_700_000_000.0  # make-bag's bag start (bag time = sim time)
+    start = BAG_START_S  # bag time = sim time
     live = [(t - start, p) for t, p in outputs if 0.5 <= t - start <= DURATION_S - 0.2]
     assert len(live) >= 0.8 * (DURATION_S - 0.7) / PERIOD_S, (len(outputs), log[-3000:])
 
@@ -131,3 +156,36 @@ def test_replay_through_graph_drops_lidar_in_the_window_and_matches_evaluate_bag
             mismatches.append((round(t, 3), present, near))
     # camera frames can arrive late under CPU load (15 Hz, 0.25 s timeout): allow a stray one
     assert len(mismatches) <= max(1, len(live) // 50), mismatches[:5]
+
+
+def test_frozen_camera_with_old_stamps_is_marked_absent_through_the_graph(setup, ros_subprocess_env):
+    """--freeze camera@A-B repeats the last frame before A with its OLD stamp: camera messages
+    keep arriving, yet the fusion node must mark the camera absent within timeout + one publish
+    period after A, and present again after B."""
+    bag, model_path = setup
+    a, b = FREEZE_WINDOW
+    plan = build_plan(freezes=[f"camera@{a}-{b}"])
+    replayer, outputs, embeddings, log = _replay_through_graph(bag, model_path, plan, ros_subprocess_env,
+                                                               embedding_modalities=("camera",))
+    assert replayer.stats.plan["frozen"]["camera"] >= 0.8 * 15 * (b - a), replayer.stats.plan  # 15 Hz camera
+
+    live = [(t - BAG_START_S, p) for t, p in outputs if 0.5 <= t - BAG_START_S <= DURATION_S - 0.2]
+    assert len(live) >= 0.8 * (DURATION_S - 0.7) / PERIOD_S, (len(outputs), log[-3000:])
+
+    # the frozen copies did reach the fusion node, still carrying a stamp from before A
+    frozen = [(t - BAG_START_S, stamp - BAG_START_S) for t, stamp in embeddings["camera"]
+              if a + 0.2 <= t - BAG_START_S < b - 0.1]
+    assert len(frozen) >= 0.5 * 15 * (b - a - 0.3), (len(embeddings["camera"]), log[-3000:])
+    assert all(stamp < a for _, stamp in frozen), frozen[:5]
+
+    late = CAMERA_TIMEOUT_S + PERIOD_S + 0.05
+    inside = [(t, p) for t, p in live if a + late <= t < b]
+    assert inside and not any(p["camera"] for _, p in inside), [(round(t, 2), p) for t, p in inside if p["camera"]]
+    # outside the window the camera is fused (15 Hz against a 0.25 s timeout: a frame late under
+    # CPU load may drop one output, as in the test above)
+    outside = [(t, p) for t, p in live if t < a or t >= b + PERIOD_S + 0.05]
+    absent = [(round(t, 2), p) for t, p in outside if not p["camera"]]
+    assert len(absent) <= max(1, len(outside) // 50), absent[:5]
+    # present again soon after B: the first fresh frame is fused at the next tick
+    back = [t for t, p in live if t >= b and p["camera"]]
+    assert back and back[0] < b + PERIOD_S + 0.15, back[:3]

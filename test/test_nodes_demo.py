@@ -25,6 +25,10 @@ def test_demo_reports_sensor_loss_and_per_phase_accuracy():
     for phase in ("all sensors", "lidar lost", "camera lost"):
         row = re.search(rf"^\s+{phase}\s+(\d+)\s", text, re.M)
         assert row and int(row.group(1)) > 0, text
+    # the scenario clock starts after discovery: the first seconds are not lost
+    assert "graph discovered the sensors" in text, text
+    all_sensors = int(re.search(r"^\s+all sensors\s+(\d+)\s", text, re.M).group(1))
+    assert all_sensors >= 0.5 * 10 * (3 + 1.5 + 1.5), text  # 10 Hz over the three all-sensor phases
 
 
 def test_bench_runtime_prints_ratios():

@@ -13,7 +13,7 @@ import time
 import numpy as np
 import pytest
 
-from test_nodes_support import diag_values, make_model_file, spin_until
+from test_nodes_support import RecordingLogger, diag_values, make_model_file, spin_for, spin_until
 
 pytestmark = [pytest.mark.ros]
 
@@ -62,6 +62,7 @@ def graph(tmp_path_factory):
 
     g = G()
     g.model, g.nodes, g.driver, g.ex = model, dict(zip(("camera", "lidar", "text", "fusion"), nodes)), driver, ex
+    g.context, g.model_path, g.overrides = context, model_path, overrides
     g.embeddings = {m: [] for m in ("camera", "lidar", "text")}
     g.predictions, g.diagnostics = [], []
     for m in g.embeddings:
@@ -247,3 +248,103 @@ def test_sensor_messages_become_predictions(graph):
                    for p in graph.predictions[n0:])
 
     assert spin_until(graph.ex, fused_all, 5.0)
+
+
+def test_encoder_reports_quiet_input_as_warn_with_age_and_ok_when_it_resumes(graph):
+    """input_quiet_s: WARN (with the age) once the sensor has been silent that long, logged once;
+    OK again, logged once, when data resumes; the threshold changes live."""
+    from rclpy.parameter import Parameter
+    from sensor_msgs.msg import PointCloud2
+
+    from aecf_ros.nodes.common import OK, WARN, bring_up, level_value
+    from aecf_ros.nodes.lidar_encoder import LidarEncoderNode
+    from aecf_ros.runtime.scene_msgs import pointcloud2_msg
+
+    node = LidarEncoderNode(node_name="quiet_lidar_encoder", context=graph.context,
+                            parameter_overrides=graph.overrides + [Parameter("input_quiet_s", value=0.3),
+                                                                   Parameter("diagnostics_period_s", value=0.1)],
+                            cli_args=["--ros-args", "-r", "points:=/quiet_test/points"])
+    log = RecordingLogger(node.get_logger())
+    node.get_logger = lambda: log
+    pub = graph.driver.create_publisher(PointCloud2, "/quiet_test/points", 10)
+    cloud = pointcloud2_msg(_scene().points, 1.0)
+    try:
+        assert bring_up(node)
+        graph.ex.add_node(node)
+        assert spin_until(graph.ex, lambda: pub.get_subscription_count() >= 1, 10)
+
+        def status():
+            return node.diagnostics().status[0]
+
+        def stream(seconds):
+            end = time.monotonic() + seconds
+            while time.monotonic() < end:
+                pub.publish(cloud)
+                spin_for(graph.ex, 0.05)
+
+        stream(0.5)
+        assert level_value(status().level) == OK, status().message
+        assert spin_until(graph.ex, lambda: level_value(status().level) == WARN, 3.0), status().message
+        quiet = status()
+        assert "quiet for" in quiet.message and float(diag_values(quiet)["age_s"]) > 0.3, quiet.message
+        spin_for(graph.ex, 0.5)  # several diagnostics periods while quiet: still one log line
+        assert len(log.matching("warning", "input quiet")) == 1, log.records
+        assert float(diag_values(status())["age_s"]) > 0.8
+
+        stream(0.3)
+        assert level_value(status().level) == OK, status().message
+        resumed = log.matching("info", "input resumed")
+        assert len(resumed) == 1 and "quiet" in resumed[0], log.records
+
+        # live: a longer threshold keeps the same silence OK
+        assert node.set_parameters([Parameter("input_quiet_s", value=5.0)])[0].successful
+        spin_for(graph.ex, 0.6)
+        assert level_value(status().level) == OK, status().message
+        assert len(log.matching("warning", "input quiet")) == 1, log.records
+    finally:
+        graph.ex.remove_node(node)
+        graph.driver.destroy_publisher(pub)
+        node.destroy_node()
+
+
+def test_drop_logs_are_throttled_per_reason_so_a_burst_does_not_hide_another_reason(graph):
+    """A burst of truncated images logs once; the first NaN embedding after it is still logged,
+    and every drop is counted in diagnostics."""
+    import torch
+
+    from aecf_ros.runtime.drop_log import PerReasonThrottle
+    from aecf_ros.runtime.scene_msgs import image_msg
+
+    camera = graph.nodes["camera"]
+    log = RecordingLogger(camera.get_logger())
+    camera.get_logger = lambda: log
+    camera.drop_log = PerReasonThrottle(60.0)  # fresh: earlier tests dropped inputs too
+    real_model = camera.model
+
+    class NaNModel:  # the encoder's output goes non-finite (a broken checkpoint, bad weights)
+        def __getattr__(self, name):
+            return getattr(real_model, name)
+
+        def encode(self, modality, raw):
+            return torch.full((real_model.embedding_dims[modality],), float("nan"))
+
+    before = dict(camera.monitor.drops)
+    scene = _scene()
+    try:
+        truncated = image_msg(scene.image, 3.0)
+        truncated.data = bytes(truncated.data)[:100]
+        for _ in range(5):
+            graph.pub["image"].publish(truncated)
+        assert spin_until(graph.ex, lambda: camera.monitor.drops["truncated"] >= before.get("truncated", 0) + 5, 5.0)
+        camera.model = NaNModel()
+        graph.pub["image"].publish(image_msg(scene.image, 3.1))
+        assert spin_until(graph.ex, lambda: camera.monitor.drops["non_finite_embedding"]
+                          > before.get("non_finite_embedding", 0), 5.0)
+    finally:
+        camera.model = real_model
+        del camera.get_logger
+    assert len(log.matching("warning", "truncated")) == 1, log.records
+    assert len(log.matching("warning", "non_finite_embedding")) == 1, log.records
+    values = diag_values(camera.diagnostics().status[0])
+    assert int(values["dropped.truncated"]) == before.get("truncated", 0) + 5
+    assert int(values["dropped.non_finite_embedding"]) == before.get("non_finite_embedding", 0) + 1

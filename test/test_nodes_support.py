@@ -67,3 +67,43 @@ class NodeProcess:
                 self.proc.wait(timeout=5)
         self._log.close()
         return self.proc.returncode
+
+
+class RecordingLogger:
+    """Stands in for ``node.get_logger()`` (``node.get_logger = lambda: rec``): forwards to the
+    real logger and keeps ``(level, message)`` of what it actually emitted (rclpy's log calls
+    return False for a message its throttling or severity filter swallowed)."""
+
+    def __init__(self, real):
+        self.real = real
+        self.records: list[tuple[str, str]] = []
+
+    # one call line per level: rcutils keys its per-call-site state by the caller's line
+    def info(self, message, **kwargs):
+        emitted = self.real.info(message, **kwargs)
+        if emitted:
+            self.records.append(("info", message))
+        return emitted
+
+    def warning(self, message, **kwargs):
+        emitted = self.real.warning(message, **kwargs)
+        if emitted:
+            self.records.append(("warning", message))
+        return emitted
+
+    warn = warning
+
+    def error(self, message, **kwargs):
+        emitted = self.real.error(message, **kwargs)
+        if emitted:
+            self.records.append(("error", message))
+        return emitted
+
+    def debug(self, message, **kwargs):
+        emitted = self.real.debug(message, **kwargs)
+        if emitted:
+            self.records.append(("debug", message))
+        return emitted
+
+    def matching(self, level: str, text: str) -> list[str]:
+        return [m for lv, m in self.records if lv == level and text in m]

@@ -1,10 +1,11 @@
 """`aecf-ros evaluate-bag BAG`: the node graph's computation over a bag, offline and deterministic.
 
 One process, no DDS. The bag is read in time order and passed through the drop plan exactly as
-``aecf-ros replay`` publishes it (``bag/schedule.py``); each sensor message is converted by the
-encoder nodes' own conversion functions, encoded by the model's encoders, and offered to the
-same :class:`~aecf_ros.runtime.fusion_engine.FusionEngine` the fusion node runs, with the same
-stamps (header stamp; text: arrival time) and the same timeouts. Time is the bag's clock (what
+``aecf-ros replay`` publishes it (``bag/schedule.py``); each sensor message is converted,
+checked and stamped by the table the encoder nodes use (``aecf_ros.runtime.inputs``: header
+stamp; text: arrival time), encoded by the model's encoders, and offered to the same
+:class:`~aecf_ros.runtime.fusion_engine.FusionEngine` the fusion node runs, with the same
+timeouts. Time is the bag's clock (what
 ``/clock`` carries in a live replay); the fusion ticks every ``1 / publish_rate_hz`` seconds
 from the bag start, as the fusion node's timer does under ``use_sim_time``. Encoding is
 instantaneous here, so live and offline presence agree except within a tick of a transition.
@@ -30,12 +31,8 @@ from aecf_ros.bag import topics as T
 from aecf_ros.bag.bag_io import BagError, BagReader, deserialize
 from aecf_ros.bag.drop_plan import DropPlan, DropPlanError, PlanApplier, add_plan_arguments, plan_from_args
 from aecf_ros.bag.schedule import plan_topics_missing, planned_messages
+from aecf_ros.runtime.inputs import MODALITY_INPUTS
 
-EXPECTED_TYPES = {
-    "camera": ("sensor_msgs/msg/Image", "sensor_msgs/msg/CompressedImage"),
-    "lidar": ("sensor_msgs/msg/PointCloud2",),
-    "text": ("std_msgs/msg/String",),
-}
 GROUND_TRUTH_TYPE = "diagnostic_msgs/msg/DiagnosticArray"
 
 
@@ -77,15 +74,8 @@ def fusion_parameters(params_file: Optional[str] = None, overrides: Optional[Map
 def settings_from_parameters(values: Mapping[str, Any], modalities):
     from aecf_ros.runtime.fusion_engine import FusionSettings
 
-    return FusionSettings(
-        timeout_s={m: float(values[f"timeout_s.{m}"]) for m in modalities},
-        enabled={m: bool(values[f"enabled.{m}"]) for m in modalities},
-        gate_temperature=float(values["gate_temperature"]),
-        gate_bias={m: float(values[f"gate_bias.{m}"]) for m in modalities},
-        min_present=int(values["min_present"]),
-        score_threshold=float(values["score_threshold"]),
-        check_encoder_id=False,  # embeddings are made here by the same model
-    )
+    # check_encoder_id off: embeddings are made here by the same model
+    return FusionSettings.from_parameters(values.__getitem__, modalities, check_encoder_id=False)
 
 
 def load_model_for_eval(spec: str, seed: int = 0, log: Callable[[str], None] = print):
@@ -105,28 +95,6 @@ def load_model_for_eval(spec: str, seed: int = 0, log: Callable[[str], None] = p
         return model, "untrained"
     model = load_model(None if spec == "default" else spec, device="cpu")
     return model, spec
-
-
-# ---------------------------------------------------------------------------------------------
-# the encoder nodes' input paths, reused as they are
-# ---------------------------------------------------------------------------------------------
-def encoder_inputs() -> dict[str, dict[str, tuple[Callable, Callable, bool]]]:
-    """modality -> message type name -> (convert, check_raw, has_header), from the encoder nodes.
-
-    ``inputs`` / ``check_raw`` of the node classes do not touch the node, so calling them on
-    the class gives exactly the conversions and input checks the live graph runs.
-    """
-    import importlib
-
-    out: dict[str, dict[str, tuple[Callable, Callable, bool]]] = {}
-    for modality in ("camera", "lidar", "text"):
-        cls = importlib.import_module(f"aecf_ros.nodes.{modality}_encoder").NODE_CLASS
-        check = lambda raw, cls=cls: cls.check_raw(cls, raw)  # noqa: E731
-        out[modality] = {}
-        for inp in cls.inputs(cls):
-            pkg = inp.msg_type.__module__.split(".")[0]
-            out[modality][f"{pkg}/msg/{inp.msg_type.__name__}"] = (inp.convert, check, inp.has_header)
-    return out
 
 
 # ---------------------------------------------------------------------------------------------
@@ -169,9 +137,10 @@ def _modality_topics(plan: DropPlan, info, modalities) -> dict[str, str]:
             t = info.topic(topic)
             if t is None:
                 continue
-            if t.msgtype not in EXPECTED_TYPES[m]:
+            accepted = MODALITY_INPUTS[m].msgtypes
+            if t.msgtype not in accepted:
                 raise BagError(f"topic {topic} ({m}) in {info.path} has type {t.msgtype}; the {m} encoder "
-                               f"takes {' or '.join(EXPECTED_TYPES[m])} (use --topic-map to pick another topic)")
+                               f"takes {' or '.join(accepted)} (use --topic-map to pick another topic)")
             out[topic] = m
     return out
 
@@ -183,18 +152,18 @@ def evaluate_bag(path: str | Path, plan: DropPlan, model, model_name: str = "mod
 
     from aecf_ros.runtime.conversions import ConversionError
     from aecf_ros.runtime.fusion_engine import FusionEngine, NoOutput
+    from aecf_ros.runtime.inputs import check_embedding, prepare_input
     from aecf_ros.runtime.scene_msgs import labels_from_ground_truth, stamp_to_ns
 
     wall0 = time.perf_counter()
     parameters = parameters or fusion_parameters()
     modalities = list(model.modalities)
-    unknown = [m for m in modalities if m not in EXPECTED_TYPES]
+    unknown = [m for m in modalities if m not in MODALITY_INPUTS]
     if unknown:
         raise BagError(f"the model has modalities the bag tools do not know: {unknown}")
     engine = FusionEngine(model, settings_from_parameters(parameters, modalities))
     rate = float(parameters["publish_rate_hz"])
     period_ns = int(round(1e9 / rate))
-    inputs = encoder_inputs()
     class_names = list(model.class_names)
 
     with BagReader(path) as bag:
@@ -230,28 +199,24 @@ def evaluate_bag(path: str | Path, plan: DropPlan, model, model_name: str = "mod
             zeros = np.zeros(engine.embedding_dims[modality], np.float32)
             newest = None
             for time_ns, msgtype, msg in pending[modality]:
-                convert, check_raw, has_header = inputs[modality][msgtype]
                 try:
-                    raw = convert(msg)
+                    prepared = prepare_input(modality, msgtype, msg, time_ns / 1e9)
                 except ConversionError as exc:
                     count(modality, exc.reason_code)
                     continue
-                reason = check_raw(raw)
-                if reason:
-                    count(modality, reason)
-                    continue
-                stamp = (stamp_to_ns(msg.header.stamp) if has_header else time_ns) / 1e9
-                if engine.submit(modality, zeros, stamp, time_ns / 1e9) is None:
-                    newest = (raw, stamp, time_ns)
+                if engine.submit(modality, zeros, prepared.stamp, time_ns / 1e9) is None:
+                    newest = (prepared, time_ns)
             pending[modality].clear()
             if newest is None:
                 return
-            raw, stamp, time_ns = newest
-            vec = model.encode(modality, raw).detach().float().cpu().numpy().reshape(-1)
-            if not np.isfinite(vec).all():
-                count(modality, "non_finite_embedding")
+            prepared, time_ns = newest
+            vec = model.encode(modality, prepared.raw).detach().float().cpu().numpy().reshape(-1)
+            reason = check_embedding(vec)
+            if reason:
+                count(modality, reason)
                 return
-            engine.submit(modality, vec, stamp, time_ns / 1e9)  # same stamp: replaces the placeholder
+            # same stamp: replaces the placeholder
+            engine.submit(modality, vec, prepared.stamp, time_ns / 1e9)
 
         def tick(now_ns: int) -> None:
             nonlocal truth

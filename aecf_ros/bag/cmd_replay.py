@@ -136,17 +136,15 @@ class BagReplayer:
         # Pre-roll: let subscribers discover us, with /clock already at the bag's start time.
         # --wait-for topics must have a matched subscriber first (DDS discovery of a new
         # participant took >2 s on a busy machine), then the pre-roll still runs in full.
+        from aecf_ros.nodes.common import wait_for_discovery
+
         missing = [t for t in self.wait_for if t not in pubs]
         if missing:
             raise BagError(f"--wait-for topics not replayed from this bag: {', '.join(missing)}")
-        deadline = time.monotonic() + self.wait_timeout_s
-        while not self.stop.is_set() and any(pubs[t].get_subscription_count() == 0 for t in self.wait_for):
-            if time.monotonic() > deadline:
-                raise BagError("no subscriber on " + ", ".join(
-                    t for t in self.wait_for if pubs[t].get_subscription_count() == 0)
-                    + f" after {self.wait_timeout_s:g} s")
-            publish_clock(first_ns)
-            time.sleep(0.05)
+        missing = wait_for_discovery({t: pubs[t] for t in self.wait_for}, self.wait_timeout_s,
+                                     while_waiting=lambda: publish_clock(first_ns), stop=self.stop.is_set)
+        if missing and not self.stop.is_set():
+            raise BagError(f"no subscriber on {', '.join(missing)} after {self.wait_timeout_s:g} s")
         end_wait = time.monotonic() + self.delay_s
         while time.monotonic() < end_wait and not self.stop.is_set():
             publish_clock(first_ns)

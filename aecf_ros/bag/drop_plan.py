@@ -545,6 +545,18 @@ class PlanApplier:
             self.counters.add("passed", modality)
         return [out]
 
+    def process_serialized(self, topic: str, msgtype: str, t: float, data: bytes) -> list[Emission]:
+        """:meth:`process` for serialized CDR bytes (replay, evaluate-bag, the live relay): the
+        header stamp is read from the bytes, and a ``:restamp`` frozen copy gets the replaced
+        message's stamp written into its bytes (header-first types only; no deserialisation)."""
+        header_first = msgtype in HEADER_FIRST_TYPES and len(data) >= 12
+        stamp_ns = cdr_header_stamp_ns(data) if header_first and self.plan.modality_of(topic) else None
+        out = self.process(topic, t, data, stamp_ns=stamp_ns)
+        for e in out:
+            if e.restamp_ns is not None and header_first:
+                e.payload = cdr_with_header_stamp(e.payload, e.restamp_ns)
+        return out
+
 
 # --- header stamps inside serialized CDR (no deserialisation needed) ------------------------------
 

@@ -13,8 +13,7 @@ import itertools
 from dataclasses import dataclass
 from typing import Iterable, Iterator, Sequence
 
-from aecf_ros.bag.drop_plan import (HEADER_FIRST_TYPES, DropPlan, PlanApplier, cdr_header_stamp_ns,
-                                    cdr_with_header_stamp)
+from aecf_ros.bag.drop_plan import DropPlan, PlanApplier
 
 
 @dataclass
@@ -52,15 +51,10 @@ def planned_messages(
             continue
         while pending and pending[0][0] <= t_ns:
             yield heapq.heappop(pending)[2]
-        header_first = msgtype in HEADER_FIRST_TYPES
-        stamp_ns = cdr_header_stamp_ns(raw) if header_first and plan.modality_of(topic) else None
         t_rel = (t_ns - start_ns) / 1e9
-        for e in applier.process(topic, t_rel, raw, stamp_ns=stamp_ns):
-            data = e.payload
-            if e.restamp_ns is not None and header_first:
-                data = cdr_with_header_stamp(data, e.restamp_ns)
+        for e in applier.process_serialized(topic, msgtype, t_rel, raw):
             delay_ns = max(0, int(round((e.time - t_rel) * 1e9)))
-            item = Scheduled(t_ns + delay_ns, topic, msgtype, data, e.action, t_ns)
+            item = Scheduled(t_ns + delay_ns, topic, msgtype, e.payload, e.action, t_ns)
             heapq.heappush(pending, (item.time_ns, next(order), item))
     while pending:
         yield heapq.heappop(pending)[2]

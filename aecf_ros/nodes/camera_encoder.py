@@ -3,24 +3,19 @@
 Inputs (remapped by graph.py): ``image`` (raw: rgb8, bgr8, rgba8, bgra8, mono8, mono16, any row
 padding) and ``image_compressed`` (jpeg/png, image_transport's ``<topic>/compressed``).
 Output: ``aecf/embedding/camera`` (aecf_ros/ModalityEmbedding, source header copied).
+Conversions and input checks: ``aecf_ros.runtime.inputs.MODALITY_INPUTS["camera"]``.
 Parameters: see :data:`aecf_ros.nodes.graph.NODES` (model_path, device, qos.image.*, ...).
 """
 from __future__ import annotations
 
 import numpy as np
-from sensor_msgs.msg import CompressedImage, Image
 
-from aecf_ros.nodes.encoder_base import EncoderInput, EncoderNode, encoder_main
-from aecf_ros.runtime.conversions import compressed_msg_to_rgb, image_msg_to_rgb
+from aecf_ros.nodes.encoder_base import EncoderNode, encoder_main
 
 
 class CameraEncoderNode(EncoderNode):
     MODALITY = "camera"
     SPEC_NAME = "camera_encoder"
-
-    def inputs(self):
-        return [EncoderInput("image", Image, "image", image_msg_to_rgb),
-                EncoderInput("image_compressed", CompressedImage, "image", compressed_msg_to_rgb)]
 
     def warm_up_input(self):
         return np.zeros((96, 128, 3), dtype=np.uint8)

@@ -5,7 +5,8 @@ from __future__ import annotations
 import math
 import os
 import sys
-from typing import Any, Callable, Iterable, Optional, Sequence
+import time
+from typing import Any, Callable, Iterable, Mapping, Optional, Sequence
 
 import rclpy
 from diagnostic_msgs.msg import DiagnosticStatus, KeyValue
@@ -60,10 +61,14 @@ def qos_from_params(node, input_name: str) -> QoSProfile:
     ``best_effort`` (the sensor-data profile's reliability) stays available for drivers that
     only publish BEST_EFFORT (a RELIABLE subscription cannot match a BEST_EFFORT publisher).
     """
-    reliability = node.get_parameter(f"qos.{input_name}.reliability").value
-    depth = int(node.get_parameter(f"qos.{input_name}.depth").value)
+    return keep_last_qos(node.get_parameter(f"qos.{input_name}.reliability").value,
+                         int(node.get_parameter(f"qos.{input_name}.depth").value))
+
+
+def keep_last_qos(reliability: str, depth: int) -> QoSProfile:
+    """KEEP_LAST ``depth``; ``best_effort`` or (anything else) RELIABLE."""
     return QoSProfile(
-        history=HistoryPolicy.KEEP_LAST, depth=depth,
+        history=HistoryPolicy.KEEP_LAST, depth=int(depth),
         reliability=ReliabilityPolicy.BEST_EFFORT if reliability == "best_effort" else ReliabilityPolicy.RELIABLE)
 
 
@@ -90,6 +95,38 @@ def load_model_from_params(node):
     path = str(node.get_parameter("model_path").value or "")
     device = str(node.get_parameter("device").value or "auto")
     return load_model(None if path in ("", DEFAULT_MODEL) else path, device)
+
+
+def unmatched(endpoints: Mapping[str, Any]) -> list[str]:
+    """Names of the endpoints with no peer yet: a publisher without a matched subscription, or
+    a subscription without a matched publisher."""
+    def peers(endpoint) -> int:
+        if hasattr(endpoint, "get_subscription_count"):
+            return endpoint.get_subscription_count()
+        return endpoint.get_publisher_count()
+
+    return [name for name, endpoint in endpoints.items() if peers(endpoint) == 0]
+
+
+def wait_for_discovery(endpoints: Mapping[str, Any], timeout_s: float,
+                       while_waiting: Optional[Callable[[], None]] = None,
+                       stop: Optional[Callable[[], bool]] = None, poll_s: float = 0.05) -> list[str]:
+    """Block until every endpoint (``{name: publisher or subscription}``) has matched a peer.
+
+    DDS discovery of a new participant took > 2 s on a busy 2-core machine, so whatever starts
+    a timed scenario (bag replay, the demo's sensors) waits for it instead of guessing a delay.
+    ``while_waiting()`` runs every ``poll_s`` (e.g. publish /clock, spin an executor once);
+    ``stop()`` true ends the wait early. Returns the names still unmatched: empty when all
+    matched, else the wait timed out or was stopped.
+    """
+    deadline = time.monotonic() + float(timeout_s)
+    while True:
+        missing = unmatched(endpoints)
+        if not missing or time.monotonic() > deadline or (stop is not None and stop()):
+            return missing
+        if while_waiting is not None:
+            while_waiting()
+        time.sleep(poll_s)
 
 
 def stamp_to_sec(stamp) -> float:
@@ -173,18 +210,23 @@ def bring_up(node: LifecycleNode) -> bool:
     return True
 
 
-def run_node(node_factory: Callable[..., LifecycleNode], args: Optional[list[str]] = None) -> int:
+def run_node(node_factory: Callable[..., Any], args: Optional[list[str]] = None, *,
+             config_errors: tuple[type[BaseException], ...] = (),
+             on_exit: Optional[Callable[[Any], None]] = None) -> int:
     """``main()`` body for every aecf_ros node: init, create, autostart, spin, clean exit.
 
-    Exits 0 on Ctrl-C / external shutdown (no traceback); 1 if autostart failed (e.g. the
-    model file is missing: the reason is logged).
+    Exits 0 on Ctrl-C / external shutdown (no traceback); 1 if a lifecycle node's autostart
+    failed (e.g. the model file is missing: the reason is logged); 2 if creating the node raised
+    one of ``config_errors`` (printed as ``<node>: error: ...``). ``on_exit(node)`` runs before
+    the node is destroyed (after Ctrl-C /rosout is gone: print, do not log).
     """
     rclpy.init(args=args if args is not None else sys.argv)
     node = None
     code = 0
     try:
         node = node_factory()
-        if node.get_parameter("autostart").value and not bring_up(node):
+        lifecycle = isinstance(node, LifecycleNode)
+        if lifecycle and node.get_parameter("autostart").value and not bring_up(node):
             code = 1
         else:
             executor = SingleThreadedExecutor()
@@ -192,8 +234,14 @@ def run_node(node_factory: Callable[..., LifecycleNode], args: Optional[list[str
             executor.spin()
     except (KeyboardInterrupt, ExternalShutdownException):
         pass
+    except config_errors as exc:
+        name = getattr(node_factory, "NODE_NAME", None) or getattr(node_factory, "__name__", "node")
+        print(f"{name}: error: {exc}", file=sys.stderr)
+        code = 2
     finally:
         if node is not None:
+            if on_exit is not None:
+                on_exit(node)
             node.destroy_node()
         if rclpy.ok():
             rclpy.try_shutdown()

@@ -5,7 +5,9 @@ What runs:
 * a **sensor process** (this module with ``--role sensors``) publishes generated scenes as real
   ``sensor_msgs/Image`` (30 Hz), ``sensor_msgs/PointCloud2`` (10 Hz) and ``std_msgs/String``
   (1 Hz) plus ground truth on ``/scene/ground_truth``, built with
-  :mod:`aecf_ros.runtime.scene_msgs`. It follows a fixed schedule: all sensors, **lidar lost**,
+  :mod:`aecf_ros.runtime.scene_msgs`. The scenario clock starts only once every sensor topic
+  has a matched subscriber (DDS discovery; the same wait as ``aecf-ros replay --wait-for``), so
+  a slow start-up loses no part of the schedule. It follows a fixed schedule: all sensors, **lidar lost**,
   all sensors, **camera lost**, all sensors (the scene changes every ``--scene-seconds``);
 * this process runs the real node graph (the same nodes ``aecf-ros run`` starts, lifecycle
   nodes brought to active) in one ``SingleThreadedExecutor``, talking to the sensor process over
@@ -72,12 +74,18 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--quiet", action="store_true", help="only the events and the summary")
     # internal: the sensor process
     parser.add_argument("--role", choices=("main", "sensors"), default="main", help=argparse.SUPPRESS)
-    parser.add_argument("--start", type=float, default=None, help=argparse.SUPPRESS)
+    parser.add_argument("--ready-file", default=None, help=argparse.SUPPRESS)
+    parser.add_argument("--discovery-timeout", type=float, default=60.0,
+                        help="seconds to wait for the graph to discover the sensors (default 60)")
 
 
 # ------------------------------------------------------------------------------ sensor process
 def run_sensors(args: argparse.Namespace) -> int:
-    """Publish the scene stream with the drop schedule (wall clock; ``--start`` = epoch s)."""
+    """Publish the scene stream with the drop schedule (wall clock).
+
+    Waits until every sensor topic has a matched subscriber, then starts the scenario clock
+    and writes its start (epoch seconds) to ``--ready-file`` for the main process.
+    """
     import rclpy
     from diagnostic_msgs.msg import DiagnosticArray, KeyValue
     from rclpy.executors import ExternalShutdownException, SingleThreadedExecutor
@@ -86,6 +94,7 @@ def run_sensors(args: argparse.Namespace) -> int:
 
     from aecf_ros.data.classes import CLASS_NAMES
     from aecf_ros.data.scenes import generate_scene
+    from aecf_ros.nodes.common import wait_for_discovery
     from aecf_ros.runtime.scene_msgs import GROUND_TRUTH_TOPIC, ground_truth_msg, scene_messages
 
     phases = schedule(args.phase_seconds)
@@ -98,6 +107,19 @@ def run_sensors(args: argparse.Namespace) -> int:
             "text": node.create_publisher(String, graph.TOPIC_ARGUMENTS["text_topic"], 5)}
     truth_pub = node.create_publisher(DiagnosticArray, GROUND_TRUTH_TOPIC, 5)
     announced = [-1]
+    t0 = time.monotonic()
+    missing = wait_for_discovery({pub.topic_name: pub for pub in pubs.values()}, args.discovery_timeout)
+    if missing:
+        print(f"[sensors] no subscriber on {', '.join(missing)} after {args.discovery_timeout:g} s", file=sys.stderr)
+        node.destroy_node()
+        rclpy.try_shutdown()
+        return 1
+    args.start = time.time() + 0.2  # the main process picks the start up within a spin
+    print(f"[sensors] graph discovered the sensors in {time.monotonic() - t0:.1f} s; scenario starts", flush=True)
+    if args.ready_file:
+        tmp = Path(args.ready_file + ".tmp")
+        tmp.write_text(repr(args.start))
+        tmp.replace(args.ready_file)
 
     def publish(modality: str) -> None:
         now = time.time()
@@ -172,7 +194,7 @@ def run(args: argparse.Namespace) -> int:
     from aecf_ros.data.classes import CLASS_NAMES
     from aecf_ros.data.scenes import generate_scene
     from aecf_ros.msg import FusedPrediction
-    from aecf_ros.nodes.common import bring_up, stamp_to_sec
+    from aecf_ros.nodes.common import bring_up, stamp_to_sec, wait_for_discovery
     from aecf_ros.nodes.runner import create_nodes, default_params_file
 
     phases = schedule(args.phase_seconds)
@@ -199,17 +221,31 @@ def run(args: argparse.Namespace) -> int:
     threshold = float(fusion.get_parameter("score_threshold").value)
     monitor = rclpy.create_node("demo_monitor", context=context)
     predictions: list[tuple[float, FusedPrediction]] = []
-    monitor.create_subscription(FusedPrediction, graph.PREDICTION_TOPIC,
-                                lambda msg: predictions.append((time.time(), msg)), 10)
+    prediction_sub = monitor.create_subscription(FusedPrediction, graph.PREDICTION_TOPIC,
+                                                 lambda msg: predictions.append((time.time(), msg)), 10)
     executor = SingleThreadedExecutor(context=context)
     for node in nodes + [monitor]:
         executor.add_node(node)
+    wait_for_discovery({graph.PREDICTION_TOPIC: prediction_sub}, args.discovery_timeout,
+                       while_waiting=lambda: executor.spin_once(timeout_sec=0.0))
 
-    start = time.time() + 3.0  # discovery + the sensor process's imports
-    cmd = [sys.executable, "-m", "aecf_ros.cli", "demo", "--role", "sensors", "--start", repr(start),
+    # The scenario clock starts when the sensor process has been discovered (it writes the
+    # start time to ready_file); meanwhile this process spins so the graph is live.
+    ready_file = tmpdir / "sensors_ready"
+    cmd = [sys.executable, "-m", "aecf_ros.cli", "demo", "--role", "sensors", "--ready-file", str(ready_file),
            "--phase-seconds", str(args.phase_seconds), "--scene-seconds", str(args.scene_seconds),
-           "--seed", str(args.seed)]
+           "--seed", str(args.seed), "--discovery-timeout", str(args.discovery_timeout)]
     sensors = subprocess.Popen(cmd, env=dict(os.environ))
+    start = _wait_for_sensors(executor, sensors, ready_file, args.discovery_timeout + 60.0)
+    if start is None:
+        print("demo: the sensor process did not start (see its output above)", file=sys.stderr)
+        sensors.kill()
+        sensors.wait()
+        executor.shutdown()
+        for node in nodes + [monitor]:
+            node.destroy_node()
+        rclpy.shutdown(context=context)
+        return 1
     records = []  # (phase index, t, jaccard, exact, weights)
     present_before: dict[str, bool] = {}
     stopped_at: dict[str, float] = {}
@@ -236,7 +272,7 @@ def run(args: argparse.Namespace) -> int:
                         stopped_at[m] = drop_t
                         print(f"  >> {m} STALE at t={now_t:5.2f}s: no longer fused "
                               f"({now_t - drop_t:.2f} s after it stopped)", flush=True)
-                    elif was is False and present:
+                    elif was is False and present and m in stopped_at:  # not a late first message
                         resumed = phase_start(phases, phase_at(phases, now_t)[0])
                         print(f"  >> {m} BACK at t={now_t:5.2f}s ({now_t - resumed:.2f} s after it resumed)", flush=True)
                     present_before[m] = bool(present)
@@ -259,6 +295,16 @@ def run(args: argparse.Namespace) -> int:
             rclpy.shutdown(context=context)
     _summary(records, phases, trained)
     return 0
+
+
+def _wait_for_sensors(executor, sensors: subprocess.Popen, ready_file: Path, timeout_s: float):
+    """Spin until the sensor process writes the scenario start time; None if it exits or times out."""
+    deadline = time.monotonic() + timeout_s
+    while time.monotonic() < deadline and sensors.poll() is None:
+        if ready_file.exists():
+            return float(ready_file.read_text())
+        executor.spin_once(timeout_sec=0.05)
+    return None
 
 
 def _report_line(predictions, start, phases, truth, scene_seconds, threshold) -> None:

@@ -27,14 +27,14 @@ from typing import Optional
 
 import numpy as np
 from diagnostic_msgs.msg import DiagnosticArray
-from rclpy.lifecycle import LifecycleNode, LifecycleState, TransitionCallbackReturn
+from rclpy.lifecycle import LifecycleState, TransitionCallbackReturn
 
 from aecf_ros.msg import FusedPrediction, ModalityEmbedding
 from aecf_ros.nodes import graph
 from aecf_ros.nodes.common import (
-    ERROR, OK, WARN, ParameterValidator, declare_from_specs, diag_status, load_model_from_params,
-    now_sec, qos_from_params, run_node, sec_to_stamp, stamp_to_sec,
+    ERROR, OK, WARN, diag_status, now_sec, qos_from_params, run_node, sec_to_stamp, stamp_to_sec,
 )
+from aecf_ros.nodes.lifecycle_base import ModelLifecycleNode
 from aecf_ros.runtime.fusion_engine import FusionEngine, FusionPrediction, FusionSettings, NoOutput
 from aecf_ros.runtime.stream_monitor import StreamState
 
@@ -43,25 +43,13 @@ STATE_LEVEL = {StreamState.OK: OK, StreamState.STALE: WARN, StreamState.NEVER_SE
                StreamState.DISABLED: OK}
 
 
-class FusionNode(LifecycleNode):
+class FusionNode(ModelLifecycleNode):
     def __init__(self, node_name: str = SPEC.name, **kwargs):
-        super().__init__(node_name, **kwargs)
-        declare_from_specs(self, SPEC.parameters)
-        self.add_on_set_parameters_callback(
-            ParameterValidator(self, SPEC.parameters, self._check_candidate))
-        self.add_post_set_parameters_callback(self._apply_parameters)
         self.engine: Optional[FusionEngine] = None
-        self.model = None
-        self._pub = None
-        self._diag_pub = self.create_publisher(DiagnosticArray, graph.DIAGNOSTICS_TOPIC, 10)
-        self._diag_timer = self.create_timer(
-            float(self.get_parameter("diagnostics_period_s").value), self._publish_diagnostics)
-        self._subs = []
+        super().__init__(SPEC, node_name, extra_check=self._check_candidate, **kwargs)
         self._timer = None
         self._last_output: FusionPrediction | NoOutput | None = None
         self._inference_ms = collections.deque(maxlen=200)
-        self._active = False
-        self.warm_up_s: Optional[float] = None
 
     # ------------------------------------------------------------------ parameters
     def settings_from_params(self, overrides: Optional[dict] = None) -> FusionSettings:
@@ -71,20 +59,13 @@ class FusionNode(LifecycleNode):
             return self.get_parameter(name).value
 
         mods = list(self.engine.modalities) if self.engine else list(graph.MODALITIES)
-        return FusionSettings(
-            timeout_s={m: float(value(f"timeout_s.{m}")) for m in mods},
-            enabled={m: bool(value(f"enabled.{m}")) for m in mods},
-            gate_temperature=float(value("gate_temperature")),
-            gate_bias={m: float(value(f"gate_bias.{m}")) for m in mods},
-            min_present=int(value("min_present")),
-            score_threshold=float(value("score_threshold")),
-        )
+        return FusionSettings.from_parameters(value, mods)
 
     def _check_candidate(self, candidate: dict) -> Optional[str]:
         mods = list(self.engine.modalities) if self.engine else list(graph.MODALITIES)
         return FusionEngine.validate_settings(self.settings_from_params(candidate), mods)
 
-    def _apply_parameters(self, params) -> None:
+    def _on_params_set(self, params) -> None:
         names = {p.name for p in params}
         if self.engine is not None:
             self.engine.apply_settings(self.settings_from_params())
@@ -101,12 +82,7 @@ class FusionNode(LifecycleNode):
 
     # ------------------------------------------------------------------ lifecycle
     def on_configure(self, state: LifecycleState) -> TransitionCallbackReturn:
-        from aecf_ros.model import ModelLoadError
-
-        try:
-            self.model = load_model_from_params(self)
-        except ModelLoadError as exc:
-            self.get_logger().error(f"cannot load model: {exc}")
+        if not self.load_model():
             return TransitionCallbackReturn.FAILURE
         unknown = [m for m in self.model.modalities if m not in graph.MODALITIES]
         if unknown:
@@ -130,27 +106,12 @@ class FusionNode(LifecycleNode):
         self._active = True
         return super().on_activate(state)
 
-    def on_deactivate(self, state: LifecycleState) -> TransitionCallbackReturn:
-        self._stop_io()
-        return super().on_deactivate(state)
-
-    def on_cleanup(self, state: LifecycleState) -> TransitionCallbackReturn:
-        self._stop_io()
-        if self._pub is not None:
-            self.destroy_lifecycle_publisher(self._pub)
-            self._pub = None
-        self.engine, self.model = None, None
-        return super().on_cleanup(state)
-
-    def on_shutdown(self, state: LifecycleState) -> TransitionCallbackReturn:
-        self._stop_io()
-        return super().on_shutdown(state)
+    def _release(self) -> None:
+        super()._release()
+        self.engine = None
 
     def _stop_io(self) -> None:
-        self._active = False
-        for sub in self._subs:
-            self.destroy_subscription(sub)
-        self._subs = []
+        super()._stop_io()
         if self._timer is not None:
             self.destroy_timer(self._timer)
             self._timer = None
@@ -170,8 +131,7 @@ class FusionNode(LifecycleNode):
             reason = self.engine.submit(modality, np.asarray(msg.embedding, dtype=np.float32),
                                         stamp_to_sec(msg.header.stamp), now_sec(self), msg.encoder_id)
         if reason:
-            self.get_logger().warning(
-                f"dropped {topic_modality} embedding: {reason}", throttle_duration_sec=5.0)
+            self.log_drop(f"{topic_modality} embedding", reason)
 
     def _on_timer(self) -> None:
         if self.engine is None:
@@ -247,9 +207,6 @@ class FusionNode(LifecycleNode):
             level, message = WARN, "no step yet"
         arr.status.append(diag_status(f"{name}: output", hw, level, message, values))
         return arr
-
-    def _publish_diagnostics(self) -> None:
-        self._diag_pub.publish(self.diagnostics())
 
 
 NODE_CLASS = FusionNode

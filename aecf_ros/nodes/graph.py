@@ -104,10 +104,20 @@ MODEL_PARAMETERS: tuple[ParamSpec, ...] = (
               applied="configure"),
 )
 
+# a few sensor periods: camera 30 Hz, lidar 10 Hz, operator text ~1 Hz
+_DEFAULT_INPUT_QUIET_S = {"camera": 0.5, "lidar": 0.5, "text": 5.0}
+
+
+def _input_quiet(modality: str) -> ParamSpec:
+    return ParamSpec("input_quiet_s", _DEFAULT_INPUT_QUIET_S[modality],
+                     f"/diagnostics WARN (logged once) when no {modality} message has arrived for longer "
+                     f"than this (node clock); OK again when one arrives", range=(0.01, 3600.0))
+
+
 ENCODER_PARAMETERS: dict[str, tuple[ParamSpec, ...]] = {
-    "camera": _qos("image"),
-    "lidar": _qos("points"),
-    "text": _qos("text", depth=10),
+    "camera": (_input_quiet("camera"), *_qos("image")),
+    "lidar": (_input_quiet("lidar"), *_qos("points")),
+    "text": (_input_quiet("text"), *_qos("text", depth=10)),
 }
 
 _DEFAULT_TIMEOUT_S = {"camera": 0.25, "lidar": 0.4, "text": 3.0}

@@ -4,28 +4,21 @@ Input (remapped by graph.py): ``points`` — any field layout with float32 x, y,
 optional, ring/time/padding ignored, NaN points dropped; big-endian or missing x/y/z are
 counted drops). Output: ``aecf/embedding/lidar`` (source header copied). A cloud with no
 valid point is dropped (``no_points``): an empty return is no evidence about the scene.
+Conversion and checks: ``aecf_ros.runtime.inputs.MODALITY_INPUTS["lidar"]``.
 """
 from __future__ import annotations
 
 import numpy as np
-from sensor_msgs.msg import PointCloud2
 
-from aecf_ros.nodes.encoder_base import EncoderInput, EncoderNode, encoder_main
-from aecf_ros.runtime.conversions import pointcloud_msg_to_xyzi
+from aecf_ros.nodes.encoder_base import EncoderNode, encoder_main
 
 
 class LidarEncoderNode(EncoderNode):
     MODALITY = "lidar"
     SPEC_NAME = "lidar_encoder"
 
-    def inputs(self):
-        return [EncoderInput("points", PointCloud2, "points", pointcloud_msg_to_xyzi)]
-
     def warm_up_input(self):
         return np.random.default_rng(0).normal(size=(2048, 4)).astype(np.float32)
-
-    def check_raw(self, raw):
-        return "no_points" if len(raw) == 0 else None
 
 
 NODE_CLASS = LidarEncoderNode

@@ -30,18 +30,15 @@ import sys
 from dataclasses import dataclass
 from typing import Optional
 
-import rclpy
-from diagnostic_msgs.msg import DiagnosticArray, DiagnosticStatus, KeyValue
+from diagnostic_msgs.msg import DiagnosticArray
 from rcl_interfaces.msg import ParameterDescriptor
-from rclpy.executors import ExternalShutdownException, SingleThreadedExecutor
 from rclpy.node import Node
 from rclpy.parameter import Parameter
-from rclpy.qos import HistoryPolicy, QoSProfile, ReliabilityPolicy
 
 from aecf_ros.bag.bag_io import BagError, message_class
-from aecf_ros.bag.drop_plan import (HEADER_FIRST_TYPES, DropPlan, DropPlanError, PlanApplier, build_plan,
-                                    cdr_header_stamp_ns, cdr_with_header_stamp)
+from aecf_ros.bag.drop_plan import DropPlan, DropPlanError, PlanApplier, build_plan
 from aecf_ros.bag.topics import DEFAULT_MODALITY_TOPICS
+from aecf_ros.nodes.common import OK, diag_status, keep_last_qos, run_node
 
 DEFAULT_STREAMS = {
     "camera": (DEFAULT_MODALITY_TOPICS["camera"][0], "sensor_msgs/msg/Image"),
@@ -65,8 +62,10 @@ class Stream:
 class SensorDropoutNode(Node):
     """Raw relay input -> output per stream, with a :class:`PlanApplier` in between."""
 
+    NODE_NAME = "sensor_dropout"
+
     def __init__(self, **kwargs):
-        super().__init__("sensor_dropout", **kwargs)
+        super().__init__(self.NODE_NAME, **kwargs)
         d = lambda text: ParameterDescriptor(description=text)  # noqa: E731
         self.declare_parameter("streams", list(DEFAULT_STREAMS), d("stream names to relay"))
         for p in ("drop", "stall", "delay", "freeze"):
@@ -105,10 +104,8 @@ class SensorDropoutNode(Node):
         if origin not in ("first_message", "node_start"):
             raise ValueError(f"time_origin must be first_message or node_start, got {origin!r}")
         self._t0: Optional[int] = self._now_ns() if origin == "node_start" else None
-        reliability = self.get_parameter("qos.reliability").value
-        self.qos = QoSProfile(
-            history=HistoryPolicy.KEEP_LAST, depth=int(self.get_parameter("qos.depth").value),
-            reliability=ReliabilityPolicy.BEST_EFFORT if reliability == "best_effort" else ReliabilityPolicy.RELIABLE)
+        self.qos = keep_last_qos(self.get_parameter("qos.reliability").value,
+                                 int(self.get_parameter("qos.depth").value))
         self._pending: list = []  # (due_ns, seq, stream, data)
         self._seq = itertools.count()
         for s in self.streams.values():
@@ -154,16 +151,11 @@ class SensorDropoutNode(Node):
         if self._t0 is None:
             self._t0 = now
         t = (now - self._t0) / 1e9
-        header_first = s.msgtype in HEADER_FIRST_TYPES
-        stamp_ns = cdr_header_stamp_ns(data) if header_first and len(data) >= 12 else None
-        for e in self.applier.process(s.input_topic, t, data, stamp_ns=stamp_ns):
-            out = e.payload
-            if e.restamp_ns is not None and header_first:
-                out = cdr_with_header_stamp(out, e.restamp_ns)
+        for e in self.applier.process_serialized(s.input_topic, s.msgtype, t, data):
             if e.time > t:
-                heapq.heappush(self._pending, (now + int((e.time - t) * 1e9), next(self._seq), s, out))
+                heapq.heappush(self._pending, (now + int((e.time - t) * 1e9), next(self._seq), s, e.payload))
             else:
-                s.publisher.publish(out)
+                s.publisher.publish(e.payload)
         if self._pending:
             self._flush()
 
@@ -178,38 +170,21 @@ class SensorDropoutNode(Node):
         return self.applier.counters.as_dict()
 
     def _publish_diagnostics(self) -> None:
-        counts = self.counters()
-        values = [KeyValue(key=f"{kind}.{m}", value=str(n)) for kind, table in counts.items() for m, n in table.items()]
-        status = DiagnosticStatus(name="sensor_dropout: plan", hardware_id=self.get_fully_qualified_name(),
-                                  message=self.plan.describe(), values=values)
-        status.level = bytes([0]) if isinstance(DiagnosticStatus.OK, bytes) else 0
+        values = {f"{kind}.{m}": n for kind, table in self.counters().items() for m, n in table.items()}
+        status = diag_status("sensor_dropout: plan", self.get_fully_qualified_name(), OK, self.plan.describe(), values)
         msg = DiagnosticArray(status=[status])
         msg.header.stamp = self.get_clock().now().to_msg()
         self._diag_pub.publish(msg)
 
 
+def _print_counters(node: SensorDropoutNode) -> None:
+    # after Ctrl-C the context is already shut down: /rosout is gone, so print instead
+    print(f"sensor_dropout: counters: {node.counters()}", file=sys.stderr)
+
+
 def main(args=None) -> int:
-    rclpy.init(args=args if args is not None else sys.argv)
-    node = None
-    code = 0
-    try:
-        node = SensorDropoutNode()
-        executor = SingleThreadedExecutor()
-        executor.add_node(node)
-        executor.spin()
-    except (KeyboardInterrupt, ExternalShutdownException):
-        pass
-    except (DropPlanError, BagError, ValueError) as exc:
-        print(f"sensor_dropout: error: {exc}", file=sys.stderr)
-        code = 2
-    finally:
-        if node is not None:
-            # after Ctrl-C the context is already shut down: /rosout is gone, so print instead
-            print(f"sensor_dropout: counters: {node.counters()}", file=sys.stderr)
-            node.destroy_node()
-        if rclpy.ok():
-            rclpy.try_shutdown()
-    return code
+    return run_node(SensorDropoutNode, args, config_errors=(DropPlanError, BagError, ValueError),
+                    on_exit=_print_counters)
 
 
 if __name__ == "__main__":

@@ -2,31 +2,20 @@
 
 Input (remapped by graph.py): ``text``. std_msgs/String has no header, so the embedding's
 stamp is the receive time on the node clock (sim time under ``use_sim_time``).
-Output: ``aecf/embedding/text``. Empty / whitespace-only strings are dropped (``empty_text``).
+Output: ``aecf/embedding/text``. Empty / whitespace-only strings are dropped (``empty_text``);
+see ``aecf_ros.runtime.inputs.MODALITY_INPUTS["text"]``.
 """
 from __future__ import annotations
 
-from std_msgs.msg import String
-
-from aecf_ros.nodes.encoder_base import EncoderInput, EncoderNode, encoder_main
-
-
-def _text(msg: String) -> str:
-    return msg.data
+from aecf_ros.nodes.encoder_base import EncoderNode, encoder_main
 
 
 class TextEncoderNode(EncoderNode):
     MODALITY = "text"
     SPEC_NAME = "text_encoder"
 
-    def inputs(self):
-        return [EncoderInput("text", String, "text", _text, has_header=False)]
-
     def warm_up_input(self):
         return "a car and a person near the road"
-
-    def check_raw(self, raw):
-        return "empty_text" if not raw.strip() else None
 
 
 NODE_CLASS = TextEncoderNode

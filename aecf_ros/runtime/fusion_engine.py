@@ -19,7 +19,7 @@ import collections
 import math
 import time
 from dataclasses import dataclass, field
-from typing import Any, Mapping, Optional, Sequence
+from typing import Any, Callable, Mapping, Optional, Sequence
 
 import numpy as np
 
@@ -57,6 +57,22 @@ class FusionSettings:
     min_present: int = 1
     score_threshold: float = 0.5
     check_encoder_id: bool = True
+
+    @classmethod
+    def from_parameters(cls, value: Callable[[str], Any], modalities: Sequence[str],
+                        check_encoder_id: bool = True) -> "FusionSettings":
+        """Settings from the fusion node's parameters (``aecf_ros/nodes/graph.py`` names:
+        ``timeout_s.<m>``, ``enabled.<m>``, ``gate_bias.<m>``, ...); ``value(name)`` reads one
+        (the live node's parameter, or a flat dict's entry in evaluate-bag)."""
+        return cls(
+            timeout_s={m: float(value(f"timeout_s.{m}")) for m in modalities},
+            enabled={m: bool(value(f"enabled.{m}")) for m in modalities},
+            gate_temperature=float(value("gate_temperature")),
+            gate_bias={m: float(value(f"gate_bias.{m}")) for m in modalities},
+            min_present=int(value("min_present")),
+            score_threshold=float(value("score_threshold")),
+            check_encoder_id=check_encoder_id,
+        )
 
 
 @dataclass

@@ -1,0 +1,96 @@
+"""The lifecycle skeleton shared by the model-loading nodes (the encoders and the fusion node).
+
+Parameters declared from the node's :class:`~aecf_ros.nodes.graph.NodeSpec` and validated on
+every change; ``/diagnostics`` published every ``diagnostics_period_s``; the model loaded in
+``on_configure`` (:meth:`ModelLifecycleNode.load_model`); subscriptions (and whatever
+:meth:`_stop_io` tears down) exist only while active; dropped inputs logged throttled per
+reason (:class:`~aecf_ros.runtime.drop_log.PerReasonThrottle`).
+"""
+from __future__ import annotations
+
+from typing import Callable, Optional
+
+from diagnostic_msgs.msg import DiagnosticArray
+from rclpy.lifecycle import LifecycleNode, LifecycleState, TransitionCallbackReturn
+
+from aecf_ros.nodes import graph
+from aecf_ros.nodes.common import ParameterValidator, declare_from_specs, load_model_from_params
+from aecf_ros.runtime.drop_log import PerReasonThrottle
+
+#: at most one log line per drop reason per this many seconds (all drops are counted)
+DROP_LOG_PERIOD_S = 5.0
+
+
+class ModelLifecycleNode(LifecycleNode):
+    """Subclasses implement :meth:`diagnostics` and their own configure / activate steps."""
+
+    def __init__(self, spec: graph.NodeSpec, node_name: Optional[str] = None,
+                 extra_check: Optional[Callable[[dict], Optional[str]]] = None, **kwargs):
+        super().__init__(node_name or spec.name, **kwargs)
+        declare_from_specs(self, spec.parameters)
+        self.add_on_set_parameters_callback(ParameterValidator(self, spec.parameters, extra_check))
+        self.add_post_set_parameters_callback(self._on_params_set)
+        self.model = None
+        self.warm_up_s: Optional[float] = None
+        self._pub = None  # the lifecycle publisher of the node's output
+        self._subs = []
+        self._active = False
+        self.drop_log = PerReasonThrottle(DROP_LOG_PERIOD_S)
+        self._diag_pub = self.create_publisher(DiagnosticArray, graph.DIAGNOSTICS_TOPIC, 10)
+        self._diag_timer = self.create_timer(
+            float(self.get_parameter("diagnostics_period_s").value), self._publish_diagnostics)
+
+    # ------------------------------------------------------------------ hooks
+    def _on_params_set(self, params) -> None:
+        """Post-set callback (values already validated)."""
+
+    def diagnostics(self) -> DiagnosticArray:
+        raise NotImplementedError
+
+    def _publish_diagnostics(self) -> None:
+        self._diag_pub.publish(self.diagnostics())
+
+    # ------------------------------------------------------------------ helpers
+    def load_model(self) -> bool:
+        """Load the bundle named by the parameters into ``self.model``; False (logged) if it cannot."""
+        from aecf_ros.model import ModelLoadError
+
+        try:
+            self.model = load_model_from_params(self)
+        except ModelLoadError as exc:
+            self.get_logger().error(f"cannot load model: {exc}")
+            return False
+        return True
+
+    def log_drop(self, what: str, reason: str, detail: str = "") -> None:
+        """Log a dropped input, throttled per ``reason`` (the caller counts it)."""
+        suffix = self.drop_log.suffix(reason)
+        if suffix is not None:
+            self.get_logger().warning(f"dropped {what}: {reason}" + (f": {detail}" if detail else "") + suffix)
+
+    # ------------------------------------------------------------------ lifecycle
+    def _stop_io(self) -> None:
+        self._active = False
+        for sub in self._subs:
+            self.destroy_subscription(sub)
+        self._subs = []
+
+    def _release(self) -> None:
+        """on_cleanup: drop what on_configure made."""
+        if self._pub is not None:
+            self.destroy_lifecycle_publisher(self._pub)
+            self._pub = None
+        self.model = None
+
+    def on_deactivate(self, state: LifecycleState) -> TransitionCallbackReturn:
+        self._stop_io()
+        return super().on_deactivate(state)
+
+    def on_cleanup(self, state: LifecycleState) -> TransitionCallbackReturn:
+        self._stop_io()
+        self._release()
+        return super().on_cleanup(state)
+
+    def on_shutdown(self, state: LifecycleState) -> TransitionCallbackReturn:
+        self._stop_io()
+        return super().on_shutdown(state)

@@ -1,0 +1,111 @@
+"""What each encoder accepts and how one sensor message becomes model input (no ROS).
+
+THE table of the encoders' input paths, read by the encoder nodes (live) and by
+``aecf-ros evaluate-bag`` (offline), so both convert, check and stamp every message alike:
+
+    modality -> message types accepted, each with its conversion (``conversions.py``), the
+                node-internal topic and QoS parameter group it arrives on, and whether its
+                stamp is the header stamp or the receive time; plus the modality's check of
+                the converted input (e.g. a cloud with no valid point is no evidence).
+
+:func:`prepare_input` runs one message through that path and raises
+:class:`~aecf_ros.runtime.conversions.ConversionError` with the drop reason when it cannot be
+used; :func:`check_embedding` is the check on the encoder's output that both sides apply.
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Any, Callable, Mapping, Optional
+
+import numpy as np
+
+from aecf_ros.runtime.conversions import (
+    ConversionError, compressed_msg_to_rgb, image_msg_to_rgb, pointcloud_msg_to_xyzi,
+)
+
+__all__ = ["InputKind", "ModalityInput", "MODALITY_INPUTS", "PreparedInput", "prepare_input",
+           "check_embedding", "header_stamp_sec"]
+
+
+@dataclass(frozen=True)
+class InputKind:
+    """One message type a modality's encoder takes."""
+
+    msgtype: str  # ROS type name, ``pkg/msg/Name``
+    topic: str  # node-internal topic name (remapped to the robot's topic by graph.py)
+    qos_input: str  # the node's ``qos.<qos_input>.*`` parameters apply
+    convert: Callable[[Any], Any]  # message -> raw model input; raises ConversionError
+    stamp_from_header: bool = True  # False: no header, the evidence is as new as its arrival
+
+
+@dataclass(frozen=True)
+class ModalityInput:
+    modality: str
+    kinds: tuple[InputKind, ...]
+    #: drop reason for a converted input the encoder cannot use, else None
+    check_raw: Callable[[Any], Optional[str]] = lambda raw: None
+
+    @property
+    def msgtypes(self) -> tuple[str, ...]:
+        return tuple(k.msgtype for k in self.kinds)
+
+    def kind(self, msgtype: str) -> InputKind:
+        for k in self.kinds:
+            if k.msgtype == msgtype:
+                return k
+        raise KeyError(f"the {self.modality} encoder does not take {msgtype} (takes {' or '.join(self.msgtypes)})")
+
+
+def _no_points(points: np.ndarray) -> Optional[str]:
+    # an empty return (all NaN, nothing in range) is no evidence about the scene
+    return "no_points" if len(points) == 0 else None
+
+
+def _empty_text(text: str) -> Optional[str]:
+    return "empty_text" if not text.strip() else None
+
+
+def _string_data(msg: Any) -> str:
+    return msg.data
+
+
+MODALITY_INPUTS: Mapping[str, ModalityInput] = {
+    "camera": ModalityInput("camera", (
+        InputKind("sensor_msgs/msg/Image", "image", "image", image_msg_to_rgb),
+        InputKind("sensor_msgs/msg/CompressedImage", "image_compressed", "image", compressed_msg_to_rgb),
+    )),
+    "lidar": ModalityInput("lidar", (
+        InputKind("sensor_msgs/msg/PointCloud2", "points", "points", pointcloud_msg_to_xyzi),
+    ), check_raw=_no_points),
+    "text": ModalityInput("text", (
+        InputKind("std_msgs/msg/String", "text", "text", _string_data, stamp_from_header=False),
+    ), check_raw=_empty_text),
+}
+
+
+def header_stamp_sec(msg: Any) -> float:
+    """``msg.header.stamp`` in seconds (rclpy and rosbags messages alike)."""
+    stamp = msg.header.stamp
+    return float(stamp.sec) + float(stamp.nanosec) * 1e-9
+
+
+@dataclass(frozen=True)
+class PreparedInput:
+    raw: Any  # what ``model.encode(modality, raw)`` takes
+    stamp: float  # seconds: the header stamp, or the receive time for header-less types
+
+
+def prepare_input(modality: str, msgtype: str, msg: Any, receive_time: float) -> PreparedInput:
+    """Convert and check one message; raises ConversionError(reason_code, message) to drop it."""
+    spec = MODALITY_INPUTS[modality]
+    kind = spec.kind(msgtype)
+    raw = kind.convert(msg)
+    reason = spec.check_raw(raw)
+    if reason:
+        raise ConversionError(reason, "input rejected")
+    return PreparedInput(raw, header_stamp_sec(msg) if kind.stamp_from_header else float(receive_time))
+
+
+def check_embedding(vector: np.ndarray) -> Optional[str]:
+    """Drop reason for an encoder output the fusion must not get (NaN/inf), else None."""
+    return None if np.isfinite(vector).all() else "non_finite_embedding"
