@@ -208,3 +208,20 @@ def test_missing_section(model, tmp_path):
     p = tmp_path / "nosec.pt"
     torch.save(payload, p)
     _load_fails(p, "incompatible")
+
+
+def test_embedding_only_model_round_trip(tmp_path):
+    """A model without encoders (trained on a user feature file) saves and loads too."""
+    cfg = {"modalities": ["image", "text"], "input_dims": {"image": 12, "text": 7},
+           "camera": None, "lidar": None, "text": None, "class_names": ["a", "b", "c"],
+           "fusion": {"method": "moddrop", "embed_dim": 8, "gate_hidden": 8},
+           "head": {"hidden": 0, "dropout": 0.0}}
+    m = build_model(cfg)
+    assert m.modalities == ("image", "text") and m.encoder_ids == {}
+    p = save_model(m, tmp_path / "emb.pt")
+    loaded = load_model(p, device="cpu")
+    emb = {"image": torch.randn(3, 12), "text": torch.randn(3, 7)}
+    present = torch.tensor([[1, 1], [1, 0], [0, 1]], dtype=torch.bool)
+    assert torch.allclose(m.predict(emb, present)[0], loaded.predict(emb, present)[0])
+    with pytest.raises(RuntimeError, match="no camera encoder"):
+        loaded.encode_camera(np.zeros((8, 8, 3), np.uint8))

@@ -1,1 +1,13 @@
-"""aecf_ros.train"""
+"""aecf_ros.train: ``aecf-ros train | evaluate | benchmark``.
+
+* :mod:`.config`       YAML config (``config/train.yaml``) + ``--set key=value`` overrides
+* :mod:`.stage1`       camera CNN + PointNet training on generated scenes; embedding cache
+* :mod:`.stage2`       fusion + head training on cached embeddings (same loop for every method),
+                       calibration on validation with simulated drops
+* :mod:`.scenarios`    sensor-drop scenarios -> presence masks (method-independent, seeded)
+* :mod:`.evaluation`   per-scenario mAP / ECE (raw, global T, presence-aware T) / confidence-rise
+* :mod:`.pipeline`     the pieces put together, resumable checkpoints
+* :mod:`.distributed`  torchrun / DistributedDataParallel (nccl on CUDA, gloo on CPU)
+* :mod:`.report`       benchmark aggregation, computed verdict, results.md, plots
+* ``cmd_train`` / ``cmd_evaluate`` / ``cmd_benchmark``: the CLI commands.
+"""
