@@ -80,3 +80,19 @@ def test_colcon_generated_messages_import_from_install_space(colcon_install, tmp
     msg_file, core_file = result.stdout.split()[:2]
     assert msg_file.startswith(str(site)), msg_file
     assert core_file.startswith(str(site)), core_file
+
+
+def test_colcon_installed_cli_runs_with_the_build_interpreter(colcon_install, tmp_path):
+    """Installed scripts carry the build's Python as shebang (as setuptools entry points do)."""
+    prefix = colcon_install / "aecf_ros"
+    site = prefix / "lib" / f"python{sys.version_info.major}.{sys.version_info.minor}" / "site-packages"
+    cli = prefix / "bin" / "aecf-ros"
+    for script in [cli] + [prefix / "lib" / "aecf_ros" / n for n in NODE_EXECUTABLES]:
+        assert script.read_text().splitlines()[0] == f"#!{sys.executable}", script
+    env = ros_env(PYTHONPATH=str(site))
+    env["LD_LIBRARY_PATH"] = f"{prefix / 'lib'}{os.pathsep}{env.get('LD_LIBRARY_PATH', '')}"
+    result = subprocess.run([str(cli), "--help"], cwd=tmp_path, env=env, capture_output=True,
+                            text=True, timeout=120)
+    assert result.returncode == 0, result.stderr
+    for command in ("train", "evaluate", "run", "demo", "make-bag", "replay", "evaluate-bag"):
+        assert command in result.stdout
