@@ -68,8 +68,8 @@ def phase_start(phases: list[Phase], index: int) -> float:
 def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--model-path", default=None, help="model bundle (default: the shipped checkpoint)")
     parser.add_argument("--device", default="cpu", help="auto | cpu | cuda (default cpu)")
-    parser.add_argument("--phase-seconds", type=float, default=10.0, help="length of each sensor-loss phase")
-    parser.add_argument("--scene-seconds", type=float, default=3.0, help="a new scene every this many seconds")
+    parser.add_argument("--phase-seconds", type=float, default=20.0, help="length of each sensor-loss phase")
+    parser.add_argument("--scene-seconds", type=float, default=2.5, help="a new scene every this many seconds")
     parser.add_argument("--seed", type=int, default=1000, help="scene stream seed (held out from training)")
     parser.add_argument("--quiet", action="store_true", help="only the events and the summary")
     # internal: the sensor process
@@ -153,6 +153,11 @@ def run_sensors(args: argparse.Namespace) -> int:
         executor.spin()
     except (KeyboardInterrupt, ExternalShutdownException, SystemExit):
         pass
+    except Exception:
+        # SIGTERM/SIGINT from the main process shuts the context down while the executor may be
+        # building a wait set; that RCLError is the normal end, anything else is a real error.
+        if rclpy.ok():
+            raise
     finally:
         node.destroy_node()
         rclpy.try_shutdown()
@@ -262,7 +267,8 @@ def run(args: argparse.Namespace) -> int:
                 scene = min(int(t / args.scene_seconds), n_scenes - 1)
                 pred = np.asarray(msg.scores) >= threshold
                 records.append((index, t, jaccard(pred, truth[scene]), bool((pred == truth[scene]).all()),
-                                dict(zip(msg.modalities, msg.modality_weights))))
+                                dict(zip(msg.modalities, msg.modality_weights)),
+                                np.asarray(msg.scores, dtype=np.float64), truth[scene]))
                 for m, present in zip(msg.modalities, msg.modality_present):
                     was = present_before.get(m)
                     now_t = recv - start
@@ -293,7 +299,7 @@ def run(args: argparse.Namespace) -> int:
             node.destroy_node()
         if context.ok():
             rclpy.shutdown(context=context)
-    _summary(records, phases, trained)
+    _summary(records, phases, trained, threshold)
     return 0
 
 
@@ -327,20 +333,34 @@ def _report_line(predictions, start, phases, truth, scene_seconds, threshold) ->
           f"truth {_names(truth[scene], CLASS_NAMES)} | pred {_names(pred, CLASS_NAMES)}", flush=True)
 
 
-def _summary(records, phases, trained: bool) -> None:
+def _summary(records, phases, trained: bool, threshold: float) -> None:
+    """Per-phase accuracy of the published predictions against the scene in view.
+
+    mAP: macro average precision of the scores over the phase's outputs (classes with a positive
+    in the phase); F1: micro F1 of ``score >= score_threshold``; exact: share of outputs whose
+    thresholded set equals the truth. A phase holds only a handful of scenes, so these are a
+    live sanity check, not the benchmark (docs/results/results.md).
+    """
+    from aecf_ros.core.metrics import macro_map
+
     print("\nper phase (predictions stamped inside the phase):")
-    print(f"  {'phase':12s} {'outputs':>7s} {'exact':>7s} {'jaccard':>8s}   mean gate weights")
+    print(f"  {'phase':12s} {'outputs':>7s} {'mAP':>6s} {'F1':>6s} {'exact':>7s}   mean gate weights")
     by_name: dict[str, list] = {}
-    for index, t, j, exact, weights in records:
-        by_name.setdefault(phases[index].name, []).append((j, exact, weights))
+    for index, t, j, exact, weights, scores, labels in records:
+        by_name.setdefault(phases[index].name, []).append((exact, weights, scores, labels))
     for name in dict.fromkeys(p.name for p in phases):
         rows = by_name.get(name, [])
         if not rows:
-            print(f"  {name:12s} {0:7d}       -        -")
+            print(f"  {name:12s} {0:7d}       -      -       -")
             continue
-        mods = rows[0][2].keys()
-        weights = " ".join(f"{m}={np.mean([r[2][m] for r in rows]):.2f}" for m in mods)
-        print(f"  {name:12s} {len(rows):7d} {np.mean([r[1] for r in rows]):7.1%} "
-              f"{np.mean([r[0] for r in rows]):8.3f}   {weights}")
+        scores = np.stack([r[2] for r in rows])
+        labels = np.stack([r[3] for r in rows]).astype(bool)
+        pred = scores >= threshold
+        tp, fp, fn = (pred & labels).sum(), (pred & ~labels).sum(), (~pred & labels).sum()
+        f1 = 2 * tp / max(2 * tp + fp + fn, 1)
+        mods = rows[0][1].keys()
+        weights = " ".join(f"{m}={np.mean([r[1][m] for r in rows]):.2f}" for m in mods)
+        print(f"  {name:12s} {len(rows):7d} {macro_map(scores, labels):6.3f} {f1:6.3f} "
+              f"{np.mean([r[0] for r in rows]):7.1%}   {weights}")
     if not trained:
         print("  (untrained model: accuracy figures are meaningless)")
