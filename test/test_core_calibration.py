@@ -122,3 +122,108 @@ def test_presence_scaler_validation_and_module_apply_still_recurses():
     seen = []
     parent.apply(lambda m: seen.append(type(m).__name__))
     assert "PresenceTemperatureScaler" in seen
+
+
+# ------------------------------------------------------------------ presence-aware Platt scaling
+from aecf_ros.core.calibration import PresencePlattScaler, fit_platt, platt_scale  # noqa: E402
+
+
+def _shifted_patterns(n=4000, c=6, seed=0, shift=1.5):
+    """Calibrated logits for pattern "111"; pattern "100" (camera only) shifted by ``shift``:
+    a pure per-pattern BIAS, the miscalibration a temperature cannot undo."""
+    g = torch.Generator().manual_seed(seed)
+    true = 2.0 * torch.randn(n, c, generator=g) - 1.0
+    labels = (torch.rand(n, c, generator=g) < torch.sigmoid(true)).double()
+    present = torch.ones(n, 3, dtype=torch.bool)
+    present[n // 2:, 1:] = False
+    logits = true.clone()
+    logits[n // 2:] += shift
+    return logits, labels, present
+
+
+def test_presence_platt_fixes_a_per_pattern_bias_that_temperature_cannot():
+    fit_logits, fit_labels, present = _shifted_patterns(seed=0)
+    test_logits, test_labels, _ = _shifted_patterns(seed=1)
+    temp = PresenceTemperatureScaler(3).fit(fit_logits, fit_labels, present)
+    platt = PresencePlattScaler(3, fit_logits.shape[1]).fit(fit_logits, fit_labels, present)
+    shifted = slice(len(test_logits) // 2, None)
+    p_temp = torch.sigmoid(temp(test_logits.float(), present))[shifted]
+    p_platt = torch.sigmoid(platt(test_logits.float(), present))[shifted]
+    y = test_labels[shifted]
+    assert expected_calibration_error(p_temp, y) > 0.05       # the best temperature stays off
+    assert expected_calibration_error(p_platt, y) < 0.02      # temperature + bias removes it
+    assert float(p_platt.mean()) == pytest.approx(float(y.mean()), abs=0.01)
+    t, b = platt.parameters_for(present[-1:])
+    assert float(t[0]) == pytest.approx(1.0, abs=0.1) and float(b.mean()) == pytest.approx(-1.5, abs=0.15)
+
+
+def test_fit_platt_recovers_temperature_and_per_class_bias():
+    g = torch.Generator().manual_seed(3)
+    true = 1.5 * torch.randn(20000, 3, generator=g)
+    labels = (torch.rand(20000, 3, generator=g) < torch.sigmoid(true)).double()
+    bias = torch.tensor([0.5, -1.0, 2.0])
+    observed = (true - bias) * 2.0            # true = observed / 2 + bias
+    t, b = fit_platt(observed, labels, per_class_bias=True)
+    assert t == pytest.approx(2.0, rel=0.05)
+    torch.testing.assert_close(b, bias.double(), atol=0.08, rtol=0)
+    t_shared, b_shared = fit_platt(observed, labels)
+    assert torch.all(b_shared == b_shared[0])  # one shared bias without per_class_bias
+    out = platt_scale(observed.float(), t, b)
+    torch.testing.assert_close(out, observed.float() / t + b.float())
+
+
+def test_fit_platt_clamps_the_temperature_and_keeps_the_bias_finite():
+    z = torch.linspace(-3, 3, 400)
+    y = (torch.arange(400) % 4 == 0).double()             # labels unrelated to the logits
+    t, b = fit_platt(z, y, max_temperature=5.0)
+    assert t == pytest.approx(5.0)
+    assert float(torch.sigmoid(z / t + b).mean()) == pytest.approx(0.25, abs=0.02)
+    t0, b0 = fit_platt(torch.randn(50, 2), torch.zeros(50, 2), per_class_bias=True)  # no positives
+    assert torch.isfinite(b0).all() and (b0 < -2).all()
+
+
+def test_presence_platt_rare_patterns_fall_back_to_global():
+    logits, labels, present = _shifted_patterns(n=1000)
+    present[:10] = torch.tensor([False, False, True])     # 10 rows: below min_samples
+    platt = PresencePlattScaler(3, logits.shape[1], min_samples=30).fit(logits, labels, present)
+    t, b = platt.parameters_for(torch.tensor([[False, False, True]]))
+    assert float(t[0]) == pytest.approx(float(platt.global_temperature))
+    torch.testing.assert_close(b[0], platt.global_bias)
+    assert int(platt.pattern_counts[4]) == 10 and bool(platt.fitted)
+    clone = PresencePlattScaler(3, logits.shape[1])
+    clone.load_state_dict(platt.state_dict())
+    torch.testing.assert_close(clone(logits.float(), present), platt(logits.float(), present))
+
+
+@pytest.mark.parametrize("kwargs, match", [
+    ({"per_class_bias": False, "ridge": -1.0}, "ridge"),
+    ({"iterations": 0}, "iterations"),
+    ({"min_temperature": 2.0, "max_temperature": 1.0}, "temperature bounds"),
+])
+def test_fit_platt_rejects_bad_settings(kwargs, match):
+    with pytest.raises(ValueError, match=match):
+        fit_platt(torch.zeros(4, 2), torch.zeros(4, 2), **kwargs)
+
+
+def test_platt_bad_inputs_raise_value_error():
+    with pytest.raises(ValueError, match="same shape"):
+        fit_platt(torch.zeros(4, 2), torch.zeros(4, 3))
+    with pytest.raises(ValueError, match="0/1"):
+        fit_platt(torch.zeros(4), torch.full((4,), 0.5))
+    with pytest.raises(ValueError, match="empty"):
+        fit_platt(torch.zeros(0, 2), torch.zeros(0, 2))
+    with pytest.raises(ValueError, match="non-finite"):
+        fit_platt(torch.tensor([float("nan")]), torch.zeros(1))
+    with pytest.raises(ValueError, match="bias"):
+        platt_scale(torch.zeros(2, 3), 1.0, torch.zeros(4))
+    with pytest.raises(ValueError, match="> 0"):
+        platt_scale(torch.zeros(2, 3), torch.tensor([1.0, 0.0]), torch.zeros(3))
+    for bad in ({"n_modalities": 0, "num_classes": 3}, {"n_modalities": 3, "num_classes": 0},
+                {"n_modalities": 3, "num_classes": 3, "min_samples": 0}):
+        with pytest.raises(ValueError):
+            PresencePlattScaler(**bad)
+    scaler = PresencePlattScaler(3, 2)
+    with pytest.raises(ValueError, match="present"):
+        scaler(torch.zeros(4, 2), torch.ones(4, 2, dtype=torch.bool))
+    with pytest.raises(ValueError, match="logits"):
+        scaler(torch.zeros(4, 5), torch.ones(4, 3, dtype=torch.bool))

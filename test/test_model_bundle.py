@@ -225,3 +225,60 @@ def test_embedding_only_model_round_trip(tmp_path):
     assert torch.allclose(m.predict(emb, present)[0], loaded.predict(emb, present)[0])
     with pytest.raises(RuntimeError, match="no camera encoder"):
         loaded.encode_camera(np.zeros((8, 8, 3), np.uint8))
+
+
+# ------------------------------------------------------------------- calibrator (format 2)
+def test_platt_calibrator_and_default_mode_round_trip(tmp_path):
+    torch.manual_seed(1)
+    m = build_model().eval()
+    c = len(m.class_names)
+    m.calibrator.set_platt({"111": (1.3, [0.2] * c), "100": (2.0, -0.7)})
+    m.calibrator.set_default_mode("presence_platt")
+    p = save_model(m, tmp_path / "platt.pt")
+    loaded = load_model(p, device="cpu")
+    assert loaded.calibrator.default_mode == "presence_platt"
+    assert loaded.calibrator.platt_dict() == m.calibrator.platt_dict()
+    emb = {k: t.unsqueeze(0).repeat(2, 1) for k, t in _embed(m).items()}
+    present = torch.tensor([[True, True, True], [True, False, False]])
+    default, _ = loaded.predict(emb, present)                     # calibrated=True
+    platt, _ = loaded.predict(emb, present, calibrated="presence_platt")
+    raw, _ = loaded.predict(emb, present, calibrated=False)
+    assert torch.equal(default, platt)
+    expected = torch.sigmoid(torch.logit(raw[1].double()) / 2.0 - 0.7).float()
+    torch.testing.assert_close(platt[1], expected, atol=1e-5, rtol=1e-4)
+    assert torch.load(p, weights_only=True)["calibration"]["default_mode"] == "presence_platt"
+    with pytest.raises(ValueError, match="calibration mode"):
+        loaded.predict(emb, present, calibrated="bogus")
+
+
+def _format1_payload(model):
+    """What a format-1 bundle (before the Platt scaler existed) contains."""
+    payload = model_payload(model)
+    payload["format_version"] = 1
+    cal = payload["state_dicts"]["calibrator"]
+    for key in [k for k in cal if k.startswith("platt_scaler.") or k in ("default_mode_index", "validation_ece")]:
+        del cal[key]
+    payload["calibration"] = {"global_temperature": 1.7, "presence_temperatures": {"111": 1.2}}
+    return payload
+
+
+def test_format1_bundle_without_platt_still_loads_with_presence_temperatures(model, tmp_path):
+    p = tmp_path / "v1.pt"
+    torch.save(_format1_payload(model), p)
+    loaded = load_model(p, device="cpu")
+    assert loaded.calibrator.default_mode == "presence"
+    assert not bool(loaded.calibrator.platt_scaler.fitted)
+    assert loaded.calibrator.presence_dict() == pytest.approx(model.calibrator.presence_dict())
+    emb = {k: t.unsqueeze(0) for k, t in _embed(model).items()}
+    present = torch.tensor([[True, False, False]])
+    a, _ = loaded.predict(emb, present)
+    b, _ = model.predict(emb, present, calibrated="presence")
+    torch.testing.assert_close(a, b)
+
+
+def test_calibrator_missing_an_old_key_is_a_clear_load_error(model, tmp_path):
+    payload = _format1_payload(model)
+    del payload["state_dicts"]["calibrator"]["presence_scaler.temperatures"]
+    p = tmp_path / "broken_cal.pt"
+    torch.save(payload, p)
+    _load_fails(p, "incompatible: weights for calibrator")

@@ -102,9 +102,76 @@ def test_metrics_wiring():
         assert ev[name]["map_raw"] == pytest.approx(macro_map(raw.numpy(), data.labels.numpy()))
         assert ev[name]["ece_raw"] == pytest.approx(expected_calibration_error(raw, data.labels))
         assert ev[name]["ece_global"] == pytest.approx(expected_calibration_error(glob, data.labels))
-        assert ev[name]["ece_presence"] == pytest.approx(expected_calibration_error(cal, data.labels))
+        pres, _ = model.predict(data.embeddings, present, calibrated="presence")
+        platt, _ = model.predict(data.embeddings, present, calibrated="presence_platt")
+        assert ev[name]["ece_presence"] == pytest.approx(expected_calibration_error(pres, data.labels))
+        assert ev[name]["ece_platt"] == pytest.approx(expected_calibration_error(platt, data.labels))
+        assert ev[name]["ece_model"] == pytest.approx(expected_calibration_error(cal, data.labels))
     assert ev["full"]["crr"] == 0.0
     assert ev["only_camera"]["ece_presence"] != ev["only_camera"]["ece_global"]
+    # the model output ("map") follows the calibrator's default mode, whichever it is
+    model.calibrator.set_platt({"100": (1.0, -2.0)})
+    model.calibrator.set_default_mode("presence_platt")
+    ev2 = evaluate_model(model, data, seed=0, reliability=False)
+    assert ev2["calibration_mode"] == "presence_platt"
+    present = torch.from_numpy(scenario_mask("only_camera", len(data), data.modalities, 0))
+    platt, _ = model.predict(data.embeddings, present, calibrated="presence_platt")
+    assert ev2["scenarios"]["only_camera"]["ece_model"] == pytest.approx(expected_calibration_error(platt, data.labels))
+    assert ev2["scenarios"]["only_camera"]["ece_platt"] != ev["only_camera"]["ece_platt"]
+
+
+def test_calibrator_default_is_chosen_on_validation_by_held_out_ece():
+    """A per-pattern bias (what sensor loss does to a fusion model) makes the cross-fitted
+    validation ECE of the Platt scaler the lowest, so it becomes predict()'s default; on
+    already calibrated logits the extra parameters buy nothing and a simpler mode wins."""
+    from aecf_ros.model import Calibrator
+    from aecf_ros.train.scenarios import all_patterns
+
+    g = torch.Generator().manual_seed(0)
+    n, c = 600, 5
+    pats = torch.tensor(all_patterns(3), dtype=torch.bool)
+    present = pats.repeat(n, 1)
+    groups = torch.arange(n).repeat_interleave(len(pats))
+    true = 2.0 * torch.randn(len(present), c, generator=g) - 1.0
+    labels = (torch.rand(len(present), c, generator=g) < torch.sigmoid(true)).double()
+    shift = torch.tensor([0.0 if p.all() else (1.5 if p[1] else -1.2) for p in present])
+    cal = Calibrator(3, num_classes=c).fit(true + shift[:, None], labels, present, groups=groups)
+    assert cal.default_mode == "presence_platt"
+    ece = cal.validation_ece_dict()
+    assert ece["presence_platt"] < 0.5 * ece["presence"] and ece["presence"] <= ece["none"] + 0.01
+    calibrated = Calibrator(3, num_classes=c).fit(true, labels, present, groups=groups)
+    assert calibrated.default_mode != "presence_platt" or (
+        calibrated.validation_ece_dict()["presence_platt"] <= min(calibrated.validation_ece_dict().values()))
+    with pytest.raises(ValueError, match="groups"):
+        Calibrator(3, num_classes=c).fit(true, labels, present, groups=groups[:5])
+
+
+def test_stage1_lr_warms_up_then_decays():
+    """The warm-up is what keeps Adam's first sign-like steps from collapsing the camera CNN."""
+    from aecf_ros.train.stage1 import stage1_lr_factor
+
+    assert stage1_lr_factor(0, 1000, 100) == pytest.approx(0.01, rel=1e-3)
+    assert stage1_lr_factor(49, 1000, 100) == pytest.approx(0.5 * 0.5 * (1 + np.cos(np.pi * 49 / 1000)))
+    assert stage1_lr_factor(99, 1000, 100) == pytest.approx(0.5 * (1 + np.cos(np.pi * 99 / 1000)))
+    assert stage1_lr_factor(0, 1000, 0) == 1.0 and stage1_lr_factor(1000, 1000, 100) == pytest.approx(0.0)
+    assert load_config(str(REPO / "config" / "train.yaml"))["stage1"]["warmup_steps"] >= 0
+
+
+def test_stage2_history_records_what_the_masking_did():
+    cfg = load_config(TINY)
+    cfg["stage2"]["epochs"] = 2
+    data = _synthetic_set(200)
+    dims = {m: t.shape[1] for m, t in data.embeddings.items()}
+    seen = {}
+    for method in ("mean", "moddrop"):
+        m = embedding_only_model(cfg, data.modalities, dims, [f"c{i}" for i in range(4)], method)
+        reset_fusion_head(m, method, 0)
+        hist = train_fusion(m, data, cfg["stage2"], seed=0)
+        seen[method] = hist["epochs"][-1]
+        assert 0.0 <= seen[method]["gate_entropy"] <= 1.0
+    assert seen["mean"]["masked_per_sample"] == 0.0            # no training-time masking
+    assert 0.5 < seen["moddrop"]["masked_per_sample"] < 1.3     # p = 0.3 of 3 modalities
+    assert seen["moddrop"]["drop_fraction"] == pytest.approx(0.3, abs=0.1)
 
 
 def test_train_then_evaluate_end_to_end(trained, tmp_path):
@@ -164,7 +231,7 @@ def test_resume_gives_identical_weights(tmp_path):
     resumed.head.load_state_dict(state["head"])
     train_fusion(resumed, data, cfg["stage2"], seed=0, state=state)
     for a, b in zip(straight.state_dict().values(), resumed.state_dict().values()):
-        assert torch.allclose(a, b, atol=1e-6)
+        assert torch.allclose(a, b, atol=1e-6, equal_nan=True)  # validation_ece: NaN = not measured
     cfg2 = dict(cfg, seed=5)
     with pytest.raises(SystemExit, match="different configuration"):
         Checkpointer(tmp_path, cfg2, dist, resume=True)

@@ -1,5 +1,12 @@
-"""Calibration of multi-label predictions: ECE, reliability curves, temperature scaling, and a
-presence-aware temperature scaler (one temperature per modality presence pattern).
+"""Calibration of multi-label predictions: ECE, reliability curves, temperature scaling, a
+presence-aware temperature scaler (one temperature per modality presence pattern) and a
+presence-aware Platt scaler (per presence pattern: a temperature AND a bias, optionally per class).
+
+Why the Platt scaler: when a sensor drops out, a fusion model's miscalibration is often a SHIFT
+of its mean probability (e.g. lidar alone cannot see stop signs, so its logits sit too high or
+too low for them), not a too-sharp/too-flat scale. A temperature only rescales logits around 0,
+so it cannot move the mean probability to the base rate; ``z / T + b`` can, and the log-loss
+optimum of the bias makes the mean predicted probability equal the positive rate exactly.
 
 Multi-label convention (used throughout): every (sample, class) pair is one binary prediction.
 Its predicted probability is the probability of the POSITIVE label (``sigmoid(logit)``), and it
@@ -22,6 +29,9 @@ __all__ = [
     "TemperatureScaler",
     "PresenceTemperatureScaler",
     "presence_pattern_index",
+    "fit_platt",
+    "platt_scale",
+    "PresencePlattScaler",
 ]
 
 MIN_TEMPERATURE = 0.05
@@ -270,6 +280,239 @@ class PresenceTemperatureScaler(nn.Module):
             raise ValueError("PresenceTemperatureScaler.apply needs present: BoolTensor[B, M]")
         self._check(logits, present)
         return logits / self.temperature_for(present).to(logits.dtype).unsqueeze(1)
+
+    def forward(self, logits: Tensor, present: Tensor) -> Tensor:
+        return self.apply(logits, present)
+
+
+# --------------------------------------------------------------------------------------------
+# Platt scaling (temperature + bias), per presence pattern
+# --------------------------------------------------------------------------------------------
+def _platt_loss(z: Tensor, y: Tensor, s: float, b: Tensor, ridge: float) -> float:
+    t = s * z + b
+    return float((torch.nn.functional.softplus(t) - y * t).sum() + 0.5 * ridge * (b * b).sum())
+
+
+def fit_platt(logits, labels, *, per_class_bias: bool = False, ridge: float = 1.0,
+              min_temperature: float = MIN_TEMPERATURE, max_temperature: float = MAX_TEMPERATURE,
+              iterations: int = 50) -> Tuple[float, Tensor]:
+    """Fit ``calibrated = logits / T + b`` by minimising the summed BCE (multi-label Platt scaling).
+
+    Platt (1999), "Probabilistic outputs for support vector machines"; here one shared slope
+    ``1 / T`` for every class and either one bias (``per_class_bias=False``) or one bias per
+    class. The loss is convex in ``(1 / T, b)`` (a logistic regression on the logit), so damped
+    Newton steps in float64 reach the optimum in a few iterations, deterministically. ``ridge``
+    adds ``ridge / 2 * ||b||^2`` (in units of pseudo-observations, independent of N) so a
+    class with no positives gets a large-but-finite bias instead of diverging. If the optimal
+    temperature lies outside ``[min_temperature, max_temperature]`` it is clamped there and the
+    bias re-fitted for the clamped slope. At the optimum (ridge -> 0) the mean calibrated
+    probability equals the positive rate (per class with ``per_class_bias``): a per-pattern
+    shift of the mean, which no temperature can remove, is removed.
+
+    Args:
+        logits (array[N] or array[N, C]): uncalibrated logits (finite).
+        labels (same shape): 0/1 labels.
+        per_class_bias (bool): one bias per class (column) instead of one shared bias.
+        ridge (float): L2 penalty on the bias(es), >= 0.
+        min_temperature, max_temperature (float): bounds, 0 < min < max < inf.
+        iterations (int): maximum Newton steps (>= 1).
+
+    Returns:
+        (temperature, bias): float and float64 Tensor[C] (C = 1 for 1-D input; every entry equal
+        without ``per_class_bias``). Apply with :func:`platt_scale`.
+    """
+    if not (0 < min_temperature < max_temperature and math.isfinite(max_temperature)):
+        raise ValueError(f"temperature bounds must satisfy 0 < min < max < inf, but got ({min_temperature}, {max_temperature})")
+    if isinstance(iterations, bool) or not isinstance(iterations, int) or iterations < 1:
+        raise ValueError(f"iterations has to be a positive int, but got {iterations!r}")
+    if not (isinstance(ridge, (int, float)) and math.isfinite(ridge) and ridge >= 0):
+        raise ValueError(f"ridge has to be a finite number >= 0, but got {ridge!r}")
+    z = _as_float64(logits, "logits")
+    y = _as_float64(labels, "labels")
+    if z.shape != y.shape:
+        raise ValueError(f"logits and labels must have the same shape, but got {tuple(z.shape)} and {tuple(y.shape)}")
+    if z.dim() not in (1, 2):
+        raise ValueError(f"logits must be [N] or [N, C], but got {tuple(z.shape)}")
+    if z.numel() == 0:
+        raise ValueError("logits is empty: cannot fit a Platt scaler")
+    if not bool(torch.isfinite(z).all()):
+        raise ValueError("logits contain non-finite values")
+    _check_binary(y)
+    if z.dim() == 1:
+        z, y = z[:, None], y[:, None]
+    n_cls = z.shape[1]
+    n_bias = n_cls if per_class_bias else 1
+    s_lo, s_hi = 1.0 / max_temperature, 1.0 / min_temperature
+    ridge_eff = max(float(ridge), 1e-9)  # keeps the Hessian positive definite
+
+    def expand(b: Tensor) -> Tensor:
+        return b if per_class_bias else b.expand(n_cls)
+
+    def newton(s: float, b: Tensor, fit_slope: bool) -> Tuple[float, Tensor]:
+        loss = _platt_loss(z, y, s, expand(b), ridge_eff)
+        for _ in range(iterations):
+            t = s * z + expand(b)
+            p = torch.sigmoid(t)
+            r, w = p - y, p * (1 - p)
+            g_b = (r.sum(0) if per_class_bias else r.sum().reshape(1)) + ridge_eff * b
+            h_bb = (w.sum(0) if per_class_bias else w.sum().reshape(1)) + ridge_eff
+            if fit_slope:
+                g = torch.cat([(r * z).sum().reshape(1), g_b])
+                hess = torch.diag(torch.cat([(w * z * z).sum().reshape(1) + 1e-12, h_bb]))
+                h_sb = (w * z).sum(0) if per_class_bias else (w * z).sum().reshape(1)
+                hess[0, 1:] = h_sb
+                hess[1:, 0] = h_sb
+                step = torch.linalg.solve(hess, g)
+                ds, db = float(step[0]), step[1:]
+            else:
+                ds, db = 0.0, g_b / h_bb
+            alpha = 1.0
+            while True:  # backtracking: Newton is exact near the optimum, damped far from it
+                s_new, b_new = s - alpha * ds, b - alpha * db
+                new_loss = _platt_loss(z, y, s_new, expand(b_new), ridge_eff)
+                if new_loss <= loss or alpha < 1e-6:
+                    break
+                alpha *= 0.5
+            if new_loss > loss:
+                break
+            s, b, converged = s_new, b_new, loss - new_loss <= 1e-12 * max(1.0, abs(loss))
+            loss = new_loss
+            if converged:
+                break
+        return s, b
+
+    s, b = newton(1.0, torch.zeros(n_bias, dtype=torch.float64), fit_slope=True)
+    if not s_lo <= s <= s_hi:
+        s, b = newton(min(max(s, s_lo), s_hi), b, fit_slope=False)
+    return float(1.0 / s), expand(b).clone()
+
+
+def platt_scale(logits: Tensor, temperature, bias) -> Tensor:
+    """``logits / T + bias``.
+
+    Args:
+        logits (Tensor[B, C]): uncalibrated logits.
+        temperature (float or Tensor[B]): per-row temperature (> 0).
+        bias (Tensor[C] or Tensor[B, C]): per-class (or per-row, per-class) bias.
+
+    Returns:
+        Tensor[B, C] calibrated logits, dtype of ``logits``.
+    """
+    if not isinstance(logits, Tensor) or logits.dim() != 2:
+        raise ValueError(f"logits must be a Tensor[B, C], but got {getattr(logits, 'shape', type(logits).__name__)}")
+    t = torch.as_tensor(temperature, dtype=logits.dtype, device=logits.device)
+    b = torch.as_tensor(bias, dtype=logits.dtype, device=logits.device)
+    if t.dim() > 1 or (t.dim() == 1 and t.shape[0] != logits.shape[0]):
+        raise ValueError(f"temperature must be a number or Tensor[{logits.shape[0]}], but got {tuple(t.shape)}")
+    if b.shape not in ((logits.shape[1],), tuple(logits.shape)):
+        raise ValueError(f"bias must be Tensor[{logits.shape[1]}] or Tensor{list(logits.shape)}, but got {tuple(b.shape)}")
+    if bool((t <= 0).any()):
+        raise ValueError("temperature must be > 0")
+    if t.dim() == 1:
+        t = t.unsqueeze(1)
+    return logits / t + b
+
+
+class PresencePlattScaler(nn.Module):
+    """Per modality presence pattern: a temperature and a bias (per class or shared).
+
+    ``forward(logits, present) = logits / T[pattern] + b[pattern]`` (:func:`platt_scale`). Fit it
+    like :class:`PresenceTemperatureScaler` on validation data with simulated sensor drops.
+    Patterns with fewer than ``min_samples`` rows use the global Platt parameters fitted on all
+    rows; patterns with at least ``min_samples`` but fewer than ``min_samples_per_class`` rows
+    get their own temperature and ONE shared bias (per-class biases would over-fit there).
+    Buffers only, so ``state_dict`` round-trips it; ``fitted`` says whether :meth:`fit` ran.
+
+    Args:
+        n_modalities (int): M, 1..16.
+        num_classes (int): C >= 1.
+        min_samples (int): rows a pattern needs to get its own parameters (30).
+        per_class_bias (bool): allow one bias per class (True).
+        min_samples_per_class (int): rows a pattern needs for per-class biases (200).
+        ridge (float): L2 penalty on the biases (see :func:`fit_platt`).
+    """
+
+    def __init__(self, n_modalities: int, num_classes: int, min_samples: int = 30,
+                 per_class_bias: bool = True, min_samples_per_class: int = 200,
+                 ridge: float = 1.0) -> None:
+        super().__init__()
+        if isinstance(n_modalities, bool) or not isinstance(n_modalities, int) or not 1 <= n_modalities <= 16:
+            raise ValueError(f"n_modalities has to be an int in [1, 16], but got {n_modalities!r}")
+        if isinstance(num_classes, bool) or not isinstance(num_classes, int) or num_classes < 1:
+            raise ValueError(f"num_classes has to be a positive int, but got {num_classes!r}")
+        for name, value in (("min_samples", min_samples), ("min_samples_per_class", min_samples_per_class)):
+            if isinstance(value, bool) or not isinstance(value, int) or value < 1:
+                raise ValueError(f"{name} has to be a positive int, but got {value!r}")
+        if not (isinstance(ridge, (int, float)) and math.isfinite(ridge) and ridge >= 0):
+            raise ValueError(f"ridge has to be a finite number >= 0, but got {ridge!r}")
+        self.n_modalities, self.num_classes = n_modalities, num_classes
+        self.min_samples, self.min_samples_per_class = min_samples, min_samples_per_class
+        self.per_class_bias, self.ridge = bool(per_class_bias), float(ridge)
+        n_patterns = 2 ** n_modalities
+        self.register_buffer("temperatures", torch.ones(n_patterns))
+        self.register_buffer("biases", torch.zeros(n_patterns, num_classes))
+        self.register_buffer("pattern_counts", torch.zeros(n_patterns, dtype=torch.long))
+        self.register_buffer("global_temperature", torch.ones(()))
+        self.register_buffer("global_bias", torch.zeros(num_classes))
+        self.register_buffer("fitted", torch.zeros((), dtype=torch.bool))
+
+    def _check(self, logits: Tensor, present: Tensor) -> None:
+        if present.dim() != 2 or present.shape[1] != self.n_modalities or present.dtype != torch.bool:
+            raise ValueError(
+                f"present must be a BoolTensor[B, {self.n_modalities}], but got {present.dtype} {tuple(present.shape)}")
+        if logits.dim() != 2 or logits.shape != (present.shape[0], self.num_classes):
+            raise ValueError(f"logits must be [{present.shape[0]}, {self.num_classes}], but got {tuple(logits.shape)}")
+
+    def fit(self, logits, labels, present: Tensor) -> "PresencePlattScaler":
+        """Fit global and per-pattern parameters.
+
+        Args:
+            logits (Tensor[N, C]): validation logits (with simulated drops applied).
+            labels (Tensor[N, C]): 0/1 labels.
+            present (BoolTensor[N, M]): the presence mask each row was predicted with.
+        """
+        z = _as_float64(logits, "logits")
+        y = _as_float64(labels, "labels")
+        present = torch.as_tensor(present).cpu()
+        self._check(z, present)
+        if y.shape != z.shape:
+            raise ValueError(f"labels must have shape {tuple(z.shape)}, but got {tuple(y.shape)}")
+        per_class = self.per_class_bias and z.shape[0] >= self.min_samples_per_class
+        g_t, g_b = fit_platt(z, y, per_class_bias=per_class, ridge=self.ridge)
+        pattern = presence_pattern_index(present)
+        n_patterns = 2 ** self.n_modalities
+        counts = torch.bincount(pattern, minlength=n_patterns)
+        temps = torch.full((n_patterns,), g_t, dtype=torch.float64)
+        biases = g_b.unsqueeze(0).repeat(n_patterns, 1)
+        for pid in torch.nonzero(counts >= self.min_samples).flatten().tolist():
+            rows = pattern == pid
+            per_class = self.per_class_bias and int(counts[pid]) >= self.min_samples_per_class
+            temps[pid], biases[pid] = fit_platt(z[rows], y[rows], per_class_bias=per_class, ridge=self.ridge)
+        self.global_temperature.fill_(g_t)
+        self.global_bias.copy_(g_b.to(self.global_bias.dtype))
+        self.temperatures.copy_(temps.to(self.temperatures.dtype))
+        self.biases.copy_(biases.to(self.biases.dtype))
+        self.pattern_counts.copy_(counts.to(self.pattern_counts.device))
+        self.fitted.fill_(True)
+        return self
+
+    def parameters_for(self, present: Tensor) -> Tuple[Tensor, Tensor]:
+        """BoolTensor[B, M] -> (temperature Tensor[B], bias Tensor[B, C]) per row."""
+        idx = presence_pattern_index(present).to(self.temperatures.device)
+        return self.temperatures[idx], self.biases[idx]
+
+    def apply(self, logits, present: Optional[Tensor] = None):
+        """Calibrate: Tensor[B, C] logits, BoolTensor[B, M] present -> Tensor[B, C].
+
+        ``apply(fn)`` with a single callable keeps ``nn.Module.apply`` semantics.
+        """
+        if present is None and callable(logits) and not isinstance(logits, Tensor):
+            return super().apply(logits)
+        if present is None:
+            raise ValueError("PresencePlattScaler.apply needs present: BoolTensor[B, M]")
+        self._check(logits, present)
+        temps, biases = self.parameters_for(present)
+        return platt_scale(logits, temps.to(logits.device), biases.to(logits.device))
 
     def forward(self, logits: Tensor, present: Tensor) -> Tensor:
         return self.apply(logits, present)

@@ -98,7 +98,9 @@ def run(args) -> int:
                    "stage 1 as originally measured when the cache was built": st1.get("seconds", float("nan"))},
     }
     written = report.plots(agg, runs, out_dir, model.modalities)
-    (out_dir / "results.md").write_text(report.markdown(agg, ver, meta))
+    cal_modes = report.calibration_modes(runs)
+    diag = report.training_diagnostics(runs)
+    (out_dir / "results.md").write_text(report.markdown(agg, ver, meta, cal_modes, diag))
     slim = []
     for r in runs:
         r = dict(r)
@@ -108,6 +110,7 @@ def run(args) -> int:
                 for k, v in r["evaluation"]["scenarios"].items()}}
         slim.append(r)
     payload = {"config": cfg, "meta": meta, "verdict": ver, "aggregate": agg, "runs": slim,
+               "calibration_modes": cal_modes, "training_diagnostics": diag,
                "cache": str(cache_path(cfg)), "stage1_history": st1}
     (out_dir / "results.json").write_text(json.dumps(report.nan_safe(payload), indent=1, default=float))
     print("\n".join(["[bench] verdict:"] + [f"  {line}" for line in ver.get("lines", [])]))

@@ -175,4 +175,5 @@ def _print_table(rows: dict) -> None:
         print(f"{label}:")
         for name, r in scen.items():
             print(f"  {name:14s} mAP {r['map']:.4f}  ECE raw {r['ece_raw']:.4f} global "
-                  f"{r['ece_global']:.4f} presence {r['ece_presence']:.4f}  CRR {r['crr']:.3f}")
+                  f"{r['ece_global']:.4f} presence {r['ece_presence']:.4f} presence-Platt "
+                  f"{r['ece_platt']:.4f}  CRR {r['crr']:.3f}")

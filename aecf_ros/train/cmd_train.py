@@ -117,8 +117,9 @@ def run(args) -> int:
             for name in ("full", "drop_p0.5"):
                 if name in t:
                     print(f"[train] test {name}: mAP={t[name]['map']:.4f} "
-                          f"ECE raw/global/presence={t[name]['ece_raw']:.4f}/"
-                          f"{t[name]['ece_global']:.4f}/{t[name]['ece_presence']:.4f}")
+                          f"ECE raw/global/presence/presence-Platt={t[name]['ece_raw']:.4f}/"
+                          f"{t[name]['ece_global']:.4f}/{t[name]['ece_presence']:.4f}/"
+                          f"{t[name]['ece_platt']:.4f} (model output: {model.calibrator.default_mode})")
             print(f"[train] done in {summary['seconds']:.1f}s; ranks: "
                   + ", ".join(f"rank{r['rank']} {r['stage2_steps']} steps" for r in summary["ranks"]))
             if args.json:

@@ -34,7 +34,7 @@ DEFAULTS: dict[str, Any] = {
     # merged over aecf_ros.model.default_model_config(): camera / lidar / text / fusion / head
     "model": {"fusion": {"method": "aecf"}},
     "stage1": {"epochs": 30, "batch_size": 32, "lr": 4e-4, "lr_lidar": 2e-3, "weight_decay": 0.05,
-               "augment": True, "seed": 0},
+               "warmup_steps": 0, "augment": True, "seed": 0},
     "stage2": {"epochs": 30, "batch_size": 128, "lr": 2e-3, "weight_decay": 1e-4,
                "objective": {}},
     "evaluate": {"scenario_seed": 0, "drop_rates": [0.1, 0.3, 0.5, 0.7], "ece_bins": 15},

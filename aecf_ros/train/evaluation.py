@@ -5,15 +5,19 @@ For every scenario of :mod:`aecf_ros.train.scenarios` the presence mask comes fr
 for generated scenes), so every method evaluated with the same seed sees identical masks.
 Per scenario (keys of the returned dict):
 
-* ``map``           macro mAP of the model's output (presence-aware temperature applied);
+* ``map``           macro mAP of the model's output (its calibrator's default mode, chosen on
+  VALIDATION by held-out ECE; ``calibration_mode`` at the top level names it);
 * ``map_raw``       macro mAP before any temperature scaling;
 * ``ece_raw``       ECE (multi-label, 15 bins) before temperature scaling;
 * ``ece_global``    ECE after the global temperature;
 * ``ece_presence``  ECE after the presence-aware temperature (fitted on validation with
   simulated drops);
+* ``ece_platt``     ECE after the presence-aware Platt scaler (temperature + per-class bias per
+  presence pattern, fitted on the same validation rows);
+* ``ece_model``     ECE of the model's output (the default mode);
 * ``crr`` / ``crr_presence``  confidence-rise rate: fraction of (sample, class) entries whose
   confidence max(p, 1-p) rises when the scenario removes modalities, relative to the same
-  samples with all their modalities (raw / presence-calibrated probabilities; 0 for ``full``);
+  samples with all their modalities (raw / model-output probabilities; 0 for ``full``);
 * ``gate_mean``     mean gate weight per modality, ``entropy_mean`` mean normalised entropy;
 * ``chance_map`` (top level) the mAP of an uninformative scorer (mean class prevalence);
 * ``present_rate``  fraction of present entries per modality (identical across methods).
@@ -31,7 +35,8 @@ from aecf_ros.model import PerceptionModel
 from aecf_ros.train.scenarios import scenario_mask, scenario_names
 from aecf_ros.train.stage2 import EmbeddingSet, compute_logits
 
-METRICS = ("map", "map_raw", "ece_raw", "ece_global", "ece_presence", "crr", "crr_presence")
+METRICS = ("map", "map_raw", "ece_raw", "ece_global", "ece_presence", "ece_platt", "ece_model",
+           "crr", "crr_presence")
 RELIABILITY_SCENARIOS = ("full", "drop_p0.5", "only_text")
 
 
@@ -70,11 +75,12 @@ def evaluate_model(model: PerceptionModel, data: EmbeddingSet, *, seed: int = 0,
             return torch.sigmoid(cal(logits.to(dev), present.to(dev), mode)).cpu()
 
     full_raw = probs(full_logits, full_present, "none")
-    full_cal = probs(full_logits, full_present, "presence")
+    mode = cal.default_mode
+    full_cal = probs(full_logits, full_present, mode)
     prevalence = labels.mean(0)
     chance = float(prevalence[prevalence > 0].mean()) if bool((prevalence > 0).any()) else float("nan")
     result: dict = {"scenarios": {}, "mask_digest": mask_digest(masks), "n": len(data),
-                    "chance_map": chance,
+                    "chance_map": chance, "calibration_mode": mode,
                     "seed": int(seed), "modalities": list(data.modalities)}
     for name in names:
         present = masks[name]
@@ -82,14 +88,18 @@ def evaluate_model(model: PerceptionModel, data: EmbeddingSet, *, seed: int = 0,
         p_raw = probs(logits, present, "none")
         p_glob = probs(logits, present, "global")
         p_pres = probs(logits, present, "presence")
+        p_platt = probs(logits, present, "presence_platt")
+        p_model = {"none": p_raw, "global": p_glob, "presence": p_pres, "presence_platt": p_platt}[mode]
         row = {
-            "map": macro_map(p_pres.numpy(), labels.numpy()),
+            "map": macro_map(p_model.numpy(), labels.numpy()),
             "map_raw": macro_map(p_raw.numpy(), labels.numpy()),
             "ece_raw": expected_calibration_error(p_raw, labels, n_bins),
             "ece_global": expected_calibration_error(p_glob, labels, n_bins),
             "ece_presence": expected_calibration_error(p_pres, labels, n_bins),
+            "ece_platt": expected_calibration_error(p_platt, labels, n_bins),
+            "ece_model": expected_calibration_error(p_model, labels, n_bins),
             "crr": confidence_rise_rate(full_raw, p_raw),
-            "crr_presence": confidence_rise_rate(full_cal, p_pres),
+            "crr_presence": confidence_rise_rate(full_cal, p_model),
             "gate_mean": weights.mean(0).tolist(),
             "entropy_mean": float(entropy.mean()),
             "present_rate": present.float().mean(0).tolist(),
@@ -98,6 +108,7 @@ def evaluate_model(model: PerceptionModel, data: EmbeddingSet, *, seed: int = 0,
             row["reliability"] = {
                 mode: {k: np.nan_to_num(v, nan=-1.0).tolist() for k, v in
                        reliability_curve(p, labels, n_bins).items()}
-                for mode, p in (("raw", p_raw), ("global", p_glob), ("presence", p_pres))}
+                for mode, p in (("raw", p_raw), ("global", p_glob), ("presence", p_pres),
+                                ("presence_platt", p_platt))}
         result["scenarios"][name] = row
     return result

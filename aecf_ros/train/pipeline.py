@@ -89,11 +89,11 @@ def reset_fusion_head(model: PerceptionModel, method: str, seed: int) -> None:
     hc = model.config.get("head", {})
     model.head = build_head(model.fusion_dim, len(model.class_names), int(hc.get("hidden", 0)),
                             float(hc.get("dropout", 0.0)))
-    model.calibrator = Calibrator(len(model.modalities))
+    model.calibrator = Calibrator(len(model.modalities), num_classes=len(model.class_names))
 
 
 def summarise_eval(ev: Mapping) -> dict:
-    keys = ("map", "ece_raw", "ece_global", "ece_presence", "crr")
+    keys = ("map", "ece_raw", "ece_global", "ece_presence", "ece_platt", "ece_model", "crr")
     return {name: {k: round(float(row[k]), 5) for k in keys}
             for name, row in ev["scenarios"].items()}
 
@@ -214,7 +214,11 @@ def run_methods(make_model: Callable[[str], PerceptionModel], train: EmbeddingSe
             res = train_stage2_and_eval(model, method, int(seed), train, val, test, cfg, dist=dist,
                                         progress=progress, desc=f"seed {seed}")
             res["seconds"] = time.perf_counter() - t0
-            res["history"] = {"epochs": res["history"]["epochs"][-1:], "steps": res["history"]["steps"]}
+            res["history"] = {
+                "epochs": res["history"]["epochs"][-1:], "steps": res["history"]["steps"],
+                "diagnostics": [{k: e[k] for k in ("epoch", "masked_per_sample", "drop_fraction",
+                                                   "gate_entropy") if k in e}
+                                for e in res["history"]["epochs"]]}
             ev = res.get("evaluation", {}).get("scenarios", {})
             if ev:
                 log(f"[bench] {method:20s} seed {seed}: full mAP {ev['full']['map']:.4f}  "

@@ -7,10 +7,23 @@ Protocol (fair to every fusion method, sized for a 2-core CPU):
   ``test`` (evaluation). Stage 2 therefore trains on embeddings of scenes the encoders never saw,
   exactly like the val/test embeddings (no over-confident in-sample embeddings).
 * Each encoder gets its own linear multi-label head; loss = BCE(camera head) + BCE(lidar head);
-  AdamW (``lr`` for the camera, ``lr_lidar`` for the lidar), cosine schedule, ``stage1.seed``,
-  label-preserving augmentation (image flip, cloud rotation/mirror; ``stage1.augment``).
-  Measured on this data: the CNN does not leave the predict-the-prior plateau at lr 2e-3 (linear
-  probe mAP = chance); at 3e-4 with flips it learns (probe mAP ~0.38 after 1000 steps). The text encoder is frozen (MiniLM or hashing).
+  AdamW (``lr`` for the camera, ``lr_lidar`` for the lidar), linear warm-up over
+  ``warmup_steps`` optimiser steps then cosine decay, ``stage1.seed``, label-preserving
+  augmentation (image flip, cloud rotation/mirror; ``stage1.augment``).
+  Why the warm-up (measured, 2000 scenes, batch 32, no augmentation): Adam's first updates are
+  ~lr per weight in the sign of the gradient, and the first gradients all say "lower every
+  logit towards the class prior". At lr 2e-3 without warm-up that coherent push moves the CNN's
+  conv weights (init std ~0.02-0.04) by about their own size within 25 steps: the pooled
+  camera features stop varying between images (std across a batch 0.23 -> 0.012), 19 of 64
+  last-stage channels die (zero on every pixel of every image) and the CNN stays on the
+  predict-the-prior plateau (val mAP 0.25 = chance after 600 steps). Not the normalisation
+  (BatchNorm or no norm: same), not the pooling (average only: same), not the init (Kaiming:
+  same), not the head bias (prior-initialised: same). A 300-step linear warm-up at the same
+  lr 2e-3 learns: val mAP 0.33 / 0.38 / 0.41 after 300 / 600 / 1200 steps (lr 4e-4 without
+  warm-up: 0.32 after 600). End to end (30 epochs, 4000 scenes, augmentation, weight decay
+  0.05) lr 2e-3 + 300 warm-up steps gave only_camera mAP 43.0 vs 44.3 for lr 4e-4 without
+  warm-up, so config/train.yaml keeps 4e-4 (small enough per step to survive the coherent
+  first updates) with ``warmup_steps: 0``. The text encoder is frozen (MiniLM or hashing).
   Frozen encoders (e.g. a TorchScript camera trunk) are skipped.
 * Every sample goes through the encoders' own ``preprocess`` (the run-time path).
 * The embeddings of the train/val/test splits plus the trained encoder weights are cached in
@@ -130,6 +143,13 @@ def _trainable(module: nn.Module) -> bool:
     return any(p.requires_grad for p in module.parameters())
 
 
+def stage1_lr_factor(step: int, total: int, warmup: int = 0) -> float:
+    """LR multiplier at optimiser step ``step``: linear warm-up ``(step + 1) / warmup`` for the
+    first ``warmup`` steps, times a cosine decay from 1 to 0 over ``total`` steps."""
+    ramp = min(1.0, (step + 1) / warmup) if warmup > 0 else 1.0
+    return ramp * 0.5 * (1 + math.cos(math.pi * min(step, total) / total))
+
+
 def train_encoders(model: PerceptionModel, arrays, cfg: Mapping, *, dist: DistContext,
                    progress: bool = False, state: dict | None = None,
                    on_epoch_end: Callable[[dict], None] | None = None) -> dict:
@@ -171,8 +191,10 @@ def train_encoders(model: PerceptionModel, arrays, cfg: Mapping, *, dist: DistCo
                         drop_last=len(ds) > bs)
     epochs = int(cfg["epochs"])
     total = max(1, epochs * len(loader))
-    sched = torch.optim.lr_scheduler.LambdaLR(
-        opt, lambda s: 0.5 * (1 + math.cos(math.pi * min(s, total) / total)))
+    warmup = int(cfg.get("warmup_steps", 0) or 0)
+    if warmup < 0:
+        raise ValueError(f"stage1.warmup_steps must be >= 0, got {warmup}")
+    sched = torch.optim.lr_scheduler.LambdaLR(opt, lambda s: stage1_lr_factor(s, total, warmup))
     history: dict = {"epochs": [], "steps": 0, "rank": dist.rank, "samples_seen": 0}
     start = 0
     if state:
@@ -246,8 +268,10 @@ def cache_key(cfg: Mapping) -> str:
     from aecf_ros.train.config import model_config
 
     mc = model_config(cfg)
+    # a zero warm-up trains exactly like a config without the key: same cache
+    stage1 = {k: v for k, v in dict(cfg["stage1"]).items() if not (k == "warmup_steps" and not v)}
     material = {"v": CACHE_VERSION, "data": cfg["data"], "camera": mc["camera"],
-                "lidar": mc["lidar"], "text": mc["text"], "stage1": cfg["stage1"],
+                "lidar": mc["lidar"], "text": mc["text"], "stage1": stage1,
                 "class_names": list(mc["class_names"])}
     blob = json.dumps(material, sort_keys=True, default=str).encode()
     return hashlib.sha256(blob).hexdigest()[:16]
