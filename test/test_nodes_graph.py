@@ -3,12 +3,14 @@ config files all agree with it; `aecf-ros run` brings the whole graph up in one 
 from __future__ import annotations
 
 import ast
+import re
 import sys
 import time
 import types
 from pathlib import Path
 
 import numpy as np
+
 import pytest
 import yaml
 
@@ -91,7 +93,8 @@ def test_scripts_and_cmake_match_graph():
         script = REPO_ROOT / "scripts" / spec.executable
         assert script.is_file(), script
         assert f"from {spec.module} import main" in script.read_text()
-        assert f"scripts/{spec.executable}" in cmake
+        installed = re.search(r"set\(AECF_NODE_SCRIPTS([^)]*)\)", cmake)
+        assert installed and spec.executable in installed.group(1).split(), "CMakeLists.txt does not install it"
         module = __import__(spec.module, fromlist=["main", "NODE_CLASS"])
         assert callable(module.main) and module.NODE_CLASS
 
