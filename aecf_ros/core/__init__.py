@@ -11,10 +11,13 @@ from .baselines import (
     objective_flags,
 )
 from .calibration import (
+    PresencePlattScaler,
     PresenceTemperatureScaler,
     TemperatureScaler,
     expected_calibration_error,
+    fit_platt,
     fit_temperature,
+    platt_scale,
     reliability_curve,
 )
 from .fusion import AECFusion, CurriculumConfig, FusionOutput
@@ -37,6 +40,9 @@ __all__ = [
     "fit_temperature",
     "TemperatureScaler",
     "PresenceTemperatureScaler",
+    "fit_platt",
+    "platt_scale",
+    "PresencePlattScaler",
     "average_precision",
     "macro_map",
     "confidence_rise_rate",
