@@ -4,6 +4,10 @@
 evaluate``, the demo). It holds
 
 * ``camera_encoder`` (small CNN), ``lidar_encoder`` (PointNet) - trained in stage 1, saved;
+  or a user's TorchScript file (``{type: torchscript, path: ...}``, see
+  :mod:`aecf_ros.encoders.torchscript`) - frozen, NOT saved: the bundle records its path and
+  the sha256 of the file (``encoder_files``), ``load_model`` reloads it and refuses a file whose
+  hash differs;
 * ``text_encoder`` - frozen (packaged MiniLM or the hashing encoder), NOT saved: it is recreated
   from its name in the config, and its id in ``encoder_ids`` lets a fusion node reject text
   embeddings produced by a different text model;
@@ -30,6 +34,7 @@ dicts, lists, strings, numbers and tensors, so it loads with ``torch.load(weight
                      "global_temperature": float, "presence_temperatures": {"101": T, ...},
                      "presence_platt": {"101": {"temperature": T, "bias": [C floats]}, ...}},
      "encoder_ids": {"camera": "...", "lidar": "...", "text": "..."},
+     "encoder_files": {"camera": {"path": "/abs/trunk.pt", "sha256": "..."}},  # TorchScript only
      "embedding_dims": {...}, "metadata": {...training command, settings, metrics...}}
 
 ``load_model`` raises :class:`ModelLoadError` (a ``RuntimeError``) with a one-line reason for a
@@ -89,6 +94,28 @@ def small_model_config() -> dict:
                                                  "curriculum": {"warmup_steps": 10}})
     cfg["head"] = {"hidden": 0, "dropout": 0.0}
     return cfg
+
+
+def merge_model_config(base: Mapping, override: Mapping | None) -> dict:
+    """:func:`merge_config` for model configs: an encoder section (camera / lidar / text) of
+    another ``type`` (``name`` for text) REPLACES the base section instead of merging keys into
+    it (``{type: torchscript, path: ...}`` over the default CNN must not inherit ``embed_dim``);
+    see :func:`aecf_ros.encoders.merge_encoder_spec`."""
+    from aecf_ros.encoders import merge_encoder_spec
+
+    override = dict(override or {})
+    enc = {m: override.pop(m) for m in MODALITIES if m in override}
+    out = merge_config(base, override)
+    for m, spec in enc.items():
+        out[m] = merge_encoder_spec(m, out.get(m), spec)
+    return out
+
+
+def is_file_backed(encoder: nn.Module | None) -> bool:
+    """A frozen encoder loaded from a user file (TorchScript): recorded by path + sha256 in the
+    bundle instead of by weights."""
+    return encoder is not None and bool(getattr(encoder, "frozen", False)) \
+        and isinstance(getattr(encoder, "sha256", None), str)
 
 
 def merge_config(base: Mapping, override: Mapping | None) -> dict:
@@ -463,17 +490,25 @@ class PerceptionModel(nn.Module):
     def refresh_encoder_ids(self) -> dict[str, str]:
         """Recompute ids after the encoder weights changed (training).
 
-        camera/lidar: ``<architecture id>@<sha256 of the trained weights, 12 hex>``; text: the
+        camera/lidar: ``<architecture id>@<sha256 of the trained weights, 12 hex>``, or for a
+        user's TorchScript file ``<architecture id>@<sha256 of the file, 64 hex>``; text: the
         frozen text encoder's own id (it names the model and hashes its weights/vocabulary).
         """
         ids = {}
         for m, enc in self.encoders().items():
             if m == "text":
                 ids[m] = _arch_id(enc, with_hash=True)
+            elif is_file_backed(enc):
+                ids[m] = f"{_arch_id(enc)}@{enc.sha256}"
             else:
                 ids[m] = f"{_arch_id(enc)}@{_state_hash(enc)}"
         self._encoder_ids = ids
         return dict(self._encoder_ids)
+
+    def encoder_files(self) -> dict[str, dict]:
+        """``{modality: {"path": absolute path, "sha256": hex}}`` of the file-backed encoders."""
+        return {m: {"path": str(enc.path), "sha256": str(enc.sha256)}
+                for m, enc in self.encoders().items() if is_file_backed(enc)}
 
     def encoders(self) -> dict[str, nn.Module]:
         """The modalities that have an encoder in this model -> encoder module."""
@@ -567,10 +602,10 @@ class PerceptionModel(nn.Module):
 
     # -- bookkeeping -------------------------------------------------------------------------
     def trainable_state(self) -> dict[str, dict]:
-        out = {}
-        if self.camera_encoder is not None:
+        out = {}  # file-backed (TorchScript) encoders: recorded by path + sha256, not weights
+        if self.camera_encoder is not None and not is_file_backed(self.camera_encoder):
             out["camera_encoder"] = self.camera_encoder.state_dict()
-        if self.lidar_encoder is not None:
+        if self.lidar_encoder is not None and not is_file_backed(self.lidar_encoder):
             out["lidar_encoder"] = self.lidar_encoder.state_dict()
         return {
             **out,
@@ -586,9 +621,9 @@ def build_model(config: Mapping | None = None, **overrides) -> PerceptionModel:
     if config is None:
         cfg = small_model_config()
     else:
-        cfg = merge_config(default_model_config(), config)
+        cfg = merge_model_config(default_model_config(), config)
     if overrides:
-        cfg = merge_config(cfg, overrides)
+        cfg = merge_model_config(cfg, overrides)
     return PerceptionModel(cfg)
 
 
@@ -623,15 +658,20 @@ def _plain(obj: Any) -> Any:
 def model_payload(model: PerceptionModel, extra: Mapping | None = None) -> dict:
     state = {k: {n: t.detach().cpu().clone() for n, t in sd.items()}
              for k, sd in model.trainable_state().items()}
+    config = copy.deepcopy(dict(model.config))
+    files = model.encoder_files()
+    for m, rec in files.items():  # the absolute path, whatever the training config said
+        config[m] = {**dict(config[m]), "path": rec["path"]}
     return {
         "format": FORMAT_NAME,
         "format_version": FORMAT_VERSION,
-        "config": _plain(model.config),
+        "config": _plain(config),
         "class_names": list(model.class_names),
         "modalities": list(model.modalities),
         "state_dicts": state,
         "calibration": model.calibrator.summary(),
         "encoder_ids": model.refresh_encoder_ids(),
+        "encoder_files": files,
         "embedding_dims": dict(model.embedding_dims),
         "metadata": _plain(dict(extra or {})),
     }
@@ -688,13 +728,76 @@ def read_model_file(path: str | os.PathLike) -> dict:
     return payload
 
 
-def load_model(path: str | os.PathLike | None = None, device: str | torch.device = "auto") -> PerceptionModel:
-    """Rebuild a :class:`PerceptionModel` from a bundle (``None`` -> the shipped default)."""
+def locate_encoder_file(bundle: Path, modality: str, record: Mapping,
+                        override: str | os.PathLike | None = None) -> Path:
+    """The file of a file-backed (TorchScript) encoder whose sha256 is ``record["sha256"]``.
+
+    ``override`` given: that file only. Otherwise, in order: the recorded path (a relative one
+    also relative to the bundle's folder), then a file of the same name next to the bundle. The
+    first whose content hash matches wins; ``ModelLoadError`` if none exists (missing) or none
+    matches (the file was replaced by a different one)."""
+    want = str(record.get("sha256", ""))
+    recorded = Path(str(record.get("path", "")))
+    if override is not None:
+        candidates = [Path(override).expanduser()]
+    else:
+        candidates = [recorded]
+        if not recorded.is_absolute():
+            candidates.append(bundle.parent / recorded)
+        candidates.append(bundle.parent / recorded.name)
+    seen, mismatched = set(), []
+    for cand in candidates:
+        key = os.path.abspath(cand)
+        if key in seen:
+            continue
+        seen.add(key)
+        if not cand.is_file():
+            continue
+        from aecf_ros.encoders.torchscript import file_sha256
+
+        try:
+            got = file_sha256(cand)
+        except OSError as exc:
+            mismatched.append(f"{cand} (unreadable: {exc})")
+            continue
+        if got == want:
+            return cand
+        mismatched.append(f"{cand} (sha256 {got[:16]}...)")
+    hint = (f"restore the original file, or pass load_model(..., encoder_paths={{{modality!r}: "
+            f"<copy of the original>}}), or put the original next to the bundle as "
+            f"{bundle.parent / recorded.name}")
+    if mismatched:
+        raise ModelLoadError(
+            f"{bundle}: the {modality} encoder file changed since training: "
+            f"{'; '.join(mismatched)} does not match the recorded sha256 {want[:16]}... of "
+            f"{recorded}; the fusion was trained on that file's embeddings - {hint}, or retrain")
+    looked = ", ".join(str(c) for c in candidates)
+    raise ModelLoadError(f"{bundle}: {modality} encoder file not found (looked at {looked}); the "
+                         f"bundle was trained with {recorded} (sha256 {want[:16]}...) - {hint}")
+
+
+def load_model(path: str | os.PathLike | None = None, device: str | torch.device = "auto",
+               encoder_paths: Mapping[str, str | os.PathLike] | None = None) -> PerceptionModel:
+    """Rebuild a :class:`PerceptionModel` from a bundle (``None`` -> the shipped default).
+
+    A bundle trained with a user's TorchScript encoder records that file's path and sha256;
+    the file is looked up by :func:`locate_encoder_file` (recorded path, then the same file
+    name next to the bundle) or taken from ``encoder_paths`` (``{"camera": "/new/trunk.pt"}``,
+    for a moved file); its content must hash to the recorded sha256."""
     path = Path(path) if path is not None else DEFAULT_MODEL_PATH
     payload = read_model_file(path)
     dev = resolve_device(device)
     config = dict(payload["config"])
     config["class_names"] = list(payload["class_names"])
+    files = payload.get("encoder_files") or {}
+    encoder_paths = dict(encoder_paths or {})
+    unknown = set(encoder_paths) - set(files)
+    if unknown:
+        raise ModelLoadError(f"encoder_paths names {sorted(unknown)}, but {path} has file-backed "
+                             f"encoders only for {sorted(files) or 'no modality'}")
+    for m, rec in files.items():
+        found = locate_encoder_file(path, m, rec, encoder_paths.get(m))
+        config[m] = {**dict(config[m]), "path": str(found)}
     try:
         model = PerceptionModel(config)
     except ModelLoadError:
@@ -703,7 +806,8 @@ def load_model(path: str | os.PathLike | None = None, device: str | torch.device
         raise ModelLoadError(f"{path} is incompatible with this aecf_ros: cannot build the model "
                              f"from its config ({type(exc).__name__}: {exc})") from None
     states = payload["state_dicts"]
-    names = [n for n in ("camera_encoder", "lidar_encoder") if getattr(model, n) is not None]
+    names = [n for n in ("camera_encoder", "lidar_encoder")
+             if getattr(model, n) is not None and not is_file_backed(getattr(model, n))]
     for name in names + ["fusion", "head", "calibrator"]:
         if name not in states:
             raise ModelLoadError(f"{path} is incompatible: no weights for {name}")
@@ -719,7 +823,11 @@ def load_model(path: str | os.PathLike | None = None, device: str | torch.device
     ids = model.refresh_encoder_ids()
     saved = payload.get("encoder_ids") or {}
     for m in ("camera", "lidar"):
-        if m in saved and m in ids and saved[m] != ids[m]:
+        if m in files and m in ids and saved.get(m) != ids[m]:
+            raise ModelLoadError(f"{path}: the {m} encoder built from {config[m]['path']} has id "
+                                 f"{ids[m]}, the bundle recorded {saved.get(m)} (file changed "
+                                 f"while loading, or different input size)")
+        elif m in saved and m in ids and saved[m] != ids[m]:
             raise ModelLoadError(f"{path} is corrupt: {m} weights hash {ids[m]} differs from the "
                                  f"recorded {saved[m]}")
     if "text" in saved and "text" in ids and saved["text"] != ids["text"]:

@@ -6,11 +6,16 @@
     build_encoder("camera", {"embed_dim": 64, "width": 16})
     build_encoder("camera", {"type": "torchscript", "path": "trunk.pt", "input_size": [224, 224]})
     build_encoder("lidar", {"embed_dim": 64})                 # LidarEncoder (PointNet)
+    build_encoder("lidar", {"type": "torchscript", "path": "pointnet.pt", "max_points": 2048})
     build_encoder("text")                                     # packaged MiniLM, 384-d
     build_encoder("text", "hashing")  /  build_encoder("text", {"name": "hashing", "dim": 64})
 
 Every encoder has ``encoder_id`` (architecture + sizes; the model bundle appends a weights
-hash) and ``out_dim``/``dim``. Heavy imports (sentence-transformers) happen only when a MiniLM
+hash) and ``out_dim``/``dim``. TorchScript encoders are frozen (``frozen = True``) and carry
+``path`` + ``sha256`` of their file (:mod:`aecf_ros.encoders.torchscript`).
+
+``merge_encoder_spec`` is how configs combine: an override of another ``type`` (``name`` for
+text) REPLACES the base section, the same type merges key by key. Heavy imports (sentence-transformers) happen only when a MiniLM
 encoder is built.
 """
 from __future__ import annotations
@@ -56,7 +61,34 @@ def build_encoder(modality: str, spec: str | Mapping[str, Any] | None = None):
         if kind == "pointnet":
             from aecf_ros.encoders.lidar import LidarEncoder
             return LidarEncoder(**kwargs)
+        if kind == "torchscript":
+            from aecf_ros.encoders.lidar import TorchScriptPointEncoder
+            return TorchScriptPointEncoder(**kwargs)
     else:
         from aecf_ros.encoders.text import TextEncoder
         return TextEncoder(name=kind, **kwargs)
     raise ValueError(f"unknown {modality} encoder type {kind!r}")
+
+
+def encoder_kind(modality: str, spec: str | Mapping[str, Any] | None) -> str:
+    """The encoder type a spec builds ("cnn", "torchscript", "pointnet", "hashing", ...)."""
+    return _normalise_spec(modality, spec)[0]
+
+
+def merge_encoder_spec(modality: str, base, override):
+    """``override`` over ``base`` for one encoder section: a different type replaces the base
+    section (its keys, e.g. the CNN's ``embed_dim``, mean nothing to a TorchScript trunk);
+    the same type merges key by key (recursively); ``None`` means "no encoder"."""
+    import copy
+
+    if override is None or not isinstance(override, Mapping) or not isinstance(base, Mapping):
+        return copy.deepcopy(override)
+    if modality in MODALITIES and encoder_kind(modality, base) != encoder_kind(modality, override):
+        return copy.deepcopy(dict(override))
+    out = copy.deepcopy(dict(base))
+    for key, value in override.items():
+        if isinstance(value, Mapping) and isinstance(out.get(key), Mapping):
+            out[key] = merge_encoder_spec("", out[key], value)
+        else:
+            out[key] = copy.deepcopy(value)
+    return out

@@ -10,7 +10,6 @@ wraps a user's own TorchScript image encoder (e.g. an exported CLIP/ResNet trunk
 """
 from __future__ import annotations
 
-import hashlib
 from pathlib import Path
 from typing import Sequence
 
@@ -19,13 +18,14 @@ import numpy as np
 import torch
 from torch import Tensor, nn
 
+from aecf_ros.encoders.torchscript import EncoderLoadError, load_scripted
+
+__all__ = ["INPUT_SIZE", "IMAGENET_MEAN", "IMAGENET_STD", "EncoderLoadError", "resize_image",
+           "preprocess_image", "CameraEncoder", "TorchScriptImageEncoder"]
+
 INPUT_SIZE: tuple[int, int] = (96, 128)  # (height, width), 4:3 like the scene camera
 IMAGENET_MEAN: tuple[float, float, float] = (0.485, 0.456, 0.406)
 IMAGENET_STD: tuple[float, float, float] = (0.229, 0.224, 0.225)
-
-
-class EncoderLoadError(ValueError):
-    """An encoder file could not be used (missing, not TorchScript, wrong output)."""
 
 
 def _check_rgb(rgb: np.ndarray) -> None:
@@ -118,37 +118,31 @@ class TorchScriptImageEncoder(nn.Module):
     ``input_size`` to learn ``out_dim``; outputs shaped [B, D, 1, 1] are flattened. Any
     problem (missing file, not TorchScript, a forward that fails or returns something other
     than one [1, D] tensor) raises ``EncoderLoadError`` naming the file. The network is frozen
-    (eval mode, no gradients), as a pre-trained trunk usually is.
+    (eval mode, no gradients), as a pre-trained trunk usually is: ``aecf-ros train`` does not
+    fine-tune it. ``path`` (resolved) and ``sha256`` (of the file's bytes) identify it; the
+    model bundle records both instead of the weights.
     """
+
+    frozen = True  # aecf_ros.model / stage 1: not trained, not saved in the bundle
 
     def __init__(self, path: str | Path, input_size: tuple[int, int] = (224, 224),
                  mean: Sequence[float] = IMAGENET_MEAN, std: Sequence[float] = IMAGENET_STD):
         super().__init__()
-        path = Path(path)
-        if not path.is_file():
-            raise EncoderLoadError(f"TorchScript image encoder not found: {path}")
-        data = path.read_bytes()
-        try:
-            module = torch.jit.load(str(path), map_location="cpu")
-        except Exception as exc:  # torch raises RuntimeError / ValueError / zipfile errors
-            raise EncoderLoadError(f"{path} is not a loadable TorchScript module: {exc}") from exc
-        module.eval()
-        for p in module.parameters():
-            p.requires_grad_(False)
+        module, self.path, self.sha256 = load_scripted(path, "image")
         self.net = module
         self.input_size = (int(input_size[0]), int(input_size[1]))
-        self.mean, self.std = tuple(mean), tuple(std)
+        self.mean, self.std = tuple(float(v) for v in mean), tuple(float(v) for v in std)
         try:
             with torch.no_grad():
                 probe = self._flatten(module(torch.zeros(1, 3, *self.input_size)))
         except Exception as exc:
             raise EncoderLoadError(
-                f"{path}: forward on a zero image Tensor[1, 3, {self.input_size[0]}, {self.input_size[1]}] "
+                f"{self.path}: forward on a zero image Tensor[1, 3, {self.input_size[0]}, {self.input_size[1]}] "
                 f"failed: {exc}") from exc
         if not torch.isfinite(probe).all():
-            raise EncoderLoadError(f"{path}: output on a zero image is not finite")
+            raise EncoderLoadError(f"{self.path}: output on a zero image is not finite")
         self.out_dim = int(probe.shape[1])
-        self._hash = hashlib.sha256(data).hexdigest()[:12]
+        self._hash = self.sha256[:12]
 
     @staticmethod
     def _flatten(out) -> Tensor:

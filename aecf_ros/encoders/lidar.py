@@ -146,3 +146,59 @@ class LidarEncoder(nn.Module):
         fmax, fmean, count = masked_max_mean(feats, mask)
         density = torch.log1p(count.to(points.dtype)).unsqueeze(-1) / math.log1p(self.max_points)
         return self.head(torch.cat([fmax, fmean, density], dim=-1))
+
+
+class TorchScriptPointEncoder(nn.Module):
+    """A user's TorchScript point-cloud encoder: ``(points Tensor[B, N, 4], mask BoolTensor[B, N])
+    -> Tensor[B, D]``.
+
+    Its input is what :func:`preprocess_points` + :func:`collate_points` produce (x, y, z scaled
+    by ``range_scale_m`` and clamped, intensity in [0, 1], zero-padded rows with ``mask`` False),
+    at most ``max_points`` points per cloud. Probed at load with a 2-cloud batch (one with 8
+    points, one empty) to learn ``out_dim``; frozen like :class:`~aecf_ros.encoders.camera.
+    TorchScriptImageEncoder` (not trained by ``aecf-ros train``, recorded in the bundle by path
+    + sha256). ``EncoderLoadError`` names the file on any problem.
+    """
+
+    frozen = True
+
+    def __init__(self, path, max_points: int = MAX_POINTS):
+        super().__init__()
+        from aecf_ros.encoders.torchscript import EncoderLoadError, load_scripted
+
+        module, self.path, self.sha256 = load_scripted(path, "point-cloud")
+        self.net = module
+        self.max_points = int(max_points)
+        pts = torch.zeros(2, 8, 4)
+        mask = torch.zeros(2, 8, dtype=torch.bool)
+        mask[0] = True
+        try:
+            with torch.no_grad():
+                out = module(pts, mask)
+        except Exception as exc:
+            raise EncoderLoadError(f"{self.path}: forward on (Tensor[2, 8, 4], BoolTensor[2, 8]) "
+                                   f"failed: {exc}") from exc
+        if not isinstance(out, Tensor) or out.dim() != 2 or out.shape[0] != 2:
+            got = tuple(out.shape) if isinstance(out, Tensor) else type(out).__name__
+            raise EncoderLoadError(f"{self.path}: expected output Tensor[B, D], got {got}")
+        if not torch.isfinite(out).all():
+            raise EncoderLoadError(f"{self.path}: output on the probe clouds is not finite")
+        self.out_dim = int(out.shape[1])
+
+    @property
+    def encoder_id(self) -> str:
+        return f"lidar-torchscript-{self.sha256[:12]}-p{self.max_points}-d{self.out_dim}"
+
+    def preprocess(self, points) -> Tensor:
+        return preprocess_points(points, self.max_points)
+
+    def train(self, mode: bool = True):  # frozen: keep its BatchNorm/Dropout in eval
+        super().train(mode)
+        self.net.eval()
+        return self
+
+    def forward(self, points: Tensor, mask: Tensor | None = None) -> Tensor:
+        if mask is None:
+            mask = torch.ones(points.shape[:2], dtype=torch.bool, device=points.device)
+        with torch.no_grad():
+            return self.net(points, mask.bool()).to(torch.float32)

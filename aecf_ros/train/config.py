@@ -103,7 +103,11 @@ def load_config(path: str | Path | None = None, overrides: Iterable[str] = ()) -
 
 
 def model_config(cfg: Mapping) -> dict:
-    """The PerceptionModel config of a training config (defaults + ``model`` section)."""
-    from aecf_ros.model import default_model_config
+    """The PerceptionModel config of a training config (defaults + ``model`` section).
 
-    return deep_merge(default_model_config(), cfg["model"])
+    An encoder section with another ``type`` than the default (e.g. ``model.camera: {type:
+    torchscript, path: trunk.pt, input_size: [224, 224]}``) replaces the default section
+    instead of inheriting its keys (:func:`aecf_ros.model.merge_model_config`)."""
+    from aecf_ros.model import default_model_config, merge_model_config
+
+    return merge_model_config(default_model_config(), cfg["model"])

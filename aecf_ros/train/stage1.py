@@ -24,11 +24,19 @@ Protocol (fair to every fusion method, sized for a 2-core CPU):
   0.05) lr 2e-3 + 300 warm-up steps gave only_camera mAP 43.0 vs 44.3 for lr 4e-4 without
   warm-up, so config/train.yaml keeps 4e-4 (small enough per step to survive the coherent
   first updates) with ``warmup_steps: 0``. The text encoder is frozen (MiniLM or hashing).
-  Frozen encoders (e.g. a TorchScript camera trunk) are skipped.
+* A user's TorchScript encoder (``model.camera`` / ``model.lidar`` ``{type: torchscript, ...}``)
+  is FROZEN: it is not fine-tuned (it is usually a pre-trained trunk, a stage-1 head trained on
+  ~3000 synthetic scenes would only overfit it, and not fine-tuning keeps its embeddings
+  identical to the file the user ships to the robot, so the file's sha256 identifies them).
+  Stage 1 skips it entirely (no forward passes, no head); if both camera and lidar are
+  TorchScript, stage 1 trains nothing and only embeds. Its embeddings are cached like the
+  others; the cache key includes the sha256 of the file's bytes (a replaced file re-embeds)
+  and the cache stores no weights for it.
 * Every sample goes through the encoders' own ``preprocess`` (the run-time path).
 * The embeddings of the train/val/test splits plus the trained encoder weights are cached in
   ``<cache_dir>/emb-<key>.pt``; the key hashes every setting that changes them (data, encoder
-  config, stage-1 config, format version), so any change re-trains and nothing stale is reused.
+  config, TorchScript encoder file contents, stage-1 config, format version), so any change
+  re-trains and nothing stale is reused.
   Under torchrun rank 0 computes and writes the cache; the other ranks wait and read it.
 """
 from __future__ import annotations
@@ -46,7 +54,7 @@ import torch
 from torch import Tensor, nn
 from torch.utils.data import DataLoader, Dataset, DistributedSampler
 
-from aecf_ros.model import PerceptionModel
+from aecf_ros.model import PerceptionModel, is_file_backed
 from aecf_ros.train.distributed import DistContext
 from aecf_ros.train.stage2 import EmbeddingSet
 
@@ -100,43 +108,59 @@ class _Collate:
     augmentation when ``augment``: random horizontal image flip; random rotation of the cloud
     about the vertical axis plus a random left/right mirror (labels are scene-level sets)."""
 
-    def __init__(self, arrays, model: PerceptionModel, augment: bool = False, seed: int = 0):
+    def __init__(self, arrays, model: PerceptionModel, augment: bool = False, seed: int = 0,
+                 camera: bool = True, lidar: bool = True):
         self.arrays, self.model, self.augment = arrays, model, augment
+        self.camera, self.lidar = camera, lidar  # False: that input is None (frozen encoder)
         self.gen = torch.Generator().manual_seed(seed)
 
     def __call__(self, idx):
         from aecf_ros.encoders.lidar import collate_points
 
         a = self.arrays
-        images = torch.stack([self.model.camera_encoder.preprocess(a.images[i]) for i in idx])
-        pts, mask = collate_points([self.model.lidar_encoder.preprocess(a.points_of(i)) for i in idx])
+        images = pts = mask = None
+        if self.camera:
+            images = torch.stack([self.model.camera_encoder.preprocess(a.images[i]) for i in idx])
+        if self.lidar:
+            pts, mask = collate_points([self.model.lidar_encoder.preprocess(a.points_of(i)) for i in idx])
         labels = torch.from_numpy(a.labels[np.asarray(idx)].astype(np.float32))
-        if self.augment:
+        if self.augment:  # same random draws whatever is skipped (reproducible streams)
             b = len(idx)
             flip = torch.rand(b, generator=self.gen) < 0.5
-            images = torch.where(flip[:, None, None, None], images.flip(-1), images)
             theta = torch.rand(b, generator=self.gen) * 2 * math.pi
-            c, s_ = torch.cos(theta)[:, None], torch.sin(theta)[:, None]
-            x, y = pts[..., 0].clone(), pts[..., 1].clone()
             mirror = torch.where(torch.rand(b, generator=self.gen) < 0.5, -1.0, 1.0)[:, None]
-            pts[..., 0] = c * x - s_ * y
-            pts[..., 1] = mirror * (s_ * x + c * y)
+            if images is not None:
+                images = torch.where(flip[:, None, None, None], images.flip(-1), images)
+            if pts is not None:
+                c, s_ = torch.cos(theta)[:, None], torch.sin(theta)[:, None]
+                x, y = pts[..., 0].clone(), pts[..., 1].clone()
+                pts[..., 0] = c * x - s_ * y
+                pts[..., 1] = mirror * (s_ * x + c * y)
         return images, pts, mask, labels
 
 
 class UnimodalHeads(nn.Module):
-    """Camera + lidar encoders, each with a linear multi-label head (stage-1 objective)."""
+    """Camera + lidar encoders, each with a linear multi-label head (stage-1 objective).
+
+    A file-backed (TorchScript, frozen) encoder is left out: its attribute and head are None
+    and its input must be None."""
 
     def __init__(self, model: PerceptionModel):
         super().__init__()
         c = len(model.class_names)
-        self.camera = model.camera_encoder
-        self.lidar = model.lidar_encoder
-        self.camera_head = nn.Linear(model.embedding_dims["camera"], c)
-        self.lidar_head = nn.Linear(model.embedding_dims["lidar"], c)
+        cam, lid = model.camera_encoder, model.lidar_encoder
+        self.camera = None if is_file_backed(cam) else cam
+        self.lidar = None if is_file_backed(lid) else lid
+        self.camera_head = nn.Linear(model.embedding_dims["camera"], c) if self.camera is not None else None
+        self.lidar_head = nn.Linear(model.embedding_dims["lidar"], c) if self.lidar is not None else None
+
+    def heads(self) -> list[nn.Module]:
+        return [h for h in (self.camera_head, self.lidar_head) if h is not None]
 
     def forward(self, images, pts, mask):
-        return self.camera_head(self.camera(images)), self.lidar_head(self.lidar(pts, mask))
+        lc = self.camera_head(self.camera(images)) if images is not None else None
+        ll = self.lidar_head(self.lidar(pts, mask)) if pts is not None else None
+        return lc, ll
 
 
 def _trainable(module: nn.Module) -> bool:
@@ -160,27 +184,35 @@ def train_encoders(model: PerceptionModel, arrays, cfg: Mapping, *, dist: DistCo
     torch.manual_seed(seed)
     dev = dist.device
     net = UnimodalHeads(model).to(dev)
+    use_cam, use_lid = net.camera is not None, net.lidar is not None
+    history: dict = {"epochs": [], "steps": 0, "rank": dist.rank, "samples_seen": 0,
+                     "frozen": [m for m, used in (("camera", use_cam), ("lidar", use_lid)) if not used]}
+    if not (use_cam or use_lid):  # both encoders are user TorchScript files: nothing to train
+        model.eval()
+        return history
     torch.manual_seed(seed)  # heads initialised identically on every rank
-    for lin in (net.camera_head, net.lidar_head):
+    for lin in net.heads():
         lin.reset_parameters()
-    train_cam, train_lid = _trainable(net.camera), _trainable(net.lidar)
+    train_cam = use_cam and _trainable(net.camera)
+    train_lid = use_lid and _trainable(net.lidar)
     ddp: nn.Module = net
     if dist.enabled:
         ddp = nn.parallel.DistributedDataParallel(
             net, device_ids=[dev.index] if dev.type == "cuda" else None,
-            find_unused_parameters=not (train_cam and train_lid))
+            find_unused_parameters=not (use_cam and use_lid and train_cam and train_lid))
     params = [p for p in net.parameters() if p.requires_grad]
     lr_cam = float(cfg["lr"])
     lr_lid = float(cfg.get("lr_lidar") or lr_cam)
-    cam_params = [p for p in list(net.camera.parameters()) + list(net.camera_head.parameters())
+    cam_params = [p for m in (net.camera, net.camera_head) if m is not None for p in m.parameters()
                   if p.requires_grad]
-    lid_params = [p for p in list(net.lidar.parameters()) + list(net.lidar_head.parameters())
+    lid_params = [p for m in (net.lidar, net.lidar_head) if m is not None for p in m.parameters()
                   if p.requires_grad]
     groups = [g for g in ({"params": cam_params, "lr": lr_cam}, {"params": lid_params, "lr": lr_lid})
               if g["params"]]
     opt = torch.optim.AdamW(groups, lr=lr_cam, weight_decay=float(cfg["weight_decay"]))
     ds = _ArraysDataset(arrays)
-    collate = _Collate(arrays, model, bool(cfg.get("augment", True)), seed * 7919 + dist.rank)
+    collate = _Collate(arrays, model, bool(cfg.get("augment", True)), seed * 7919 + dist.rank,
+                       camera=use_cam, lidar=use_lid)
     sampler = DistributedSampler(ds, dist.world_size, dist.rank, shuffle=True, seed=seed) \
         if dist.enabled else None
     gen = torch.Generator().manual_seed(seed)
@@ -195,7 +227,6 @@ def train_encoders(model: PerceptionModel, arrays, cfg: Mapping, *, dist: DistCo
     if warmup < 0:
         raise ValueError(f"stage1.warmup_steps must be >= 0, got {warmup}")
     sched = torch.optim.lr_scheduler.LambdaLR(opt, lambda s: stage1_lr_factor(s, total, warmup))
-    history: dict = {"epochs": [], "steps": 0, "rank": dist.rank, "samples_seen": 0}
     start = 0
     if state:
         net.load_state_dict(state["net"])
@@ -216,9 +247,11 @@ def train_encoders(model: PerceptionModel, arrays, cfg: Mapping, *, dist: DistCo
         sums = {"camera": 0.0, "lidar": 0.0}
         n = 0
         for images, pts, mask, y in loader:
-            images, pts, mask, y = images.to(dev), pts.to(dev), mask.to(dev), y.to(dev)
+            images, pts, mask, y = (t.to(dev) if t is not None else None for t in (images, pts, mask, y))
             lc, ll = ddp(images, pts, mask)
-            loss_c, loss_l = bce(lc, y), bce(ll, y)
+            zero = y.new_zeros(())
+            loss_c = bce(lc, y) if lc is not None else zero
+            loss_l = bce(ll, y) if ll is not None else zero
             loss = (loss_c if train_cam else 0.0 * loss_c) + (loss_l if train_lid else 0.0 * loss_l)
             opt.zero_grad(set_to_none=True)
             loss.backward()
@@ -231,10 +264,12 @@ def train_encoders(model: PerceptionModel, arrays, cfg: Mapping, *, dist: DistCo
             history["steps"] += 1
             history["samples_seen"] += int(y.shape[0])
         rec = {"epoch": epoch + 1, "seconds": time.perf_counter() - t0,
-               "bce_camera": sums["camera"] / max(n, 1), "bce_lidar": sums["lidar"] / max(n, 1)}
+               "bce_camera": sums["camera"] / max(n, 1) if use_cam else None,
+               "bce_lidar": sums["lidar"] / max(n, 1) if use_lid else None}
         history["epochs"].append(rec)
         bar.update(1)
-        bar.set_postfix(cam=f"{rec['bce_camera']:.3f}", lidar=f"{rec['bce_lidar']:.3f}")
+        bar.set_postfix({k: f"{rec[f'bce_{m}']:.3f}" for k, m in (("cam", "camera"), ("lidar", "lidar"))
+                         if rec[f"bce_{m}"] is not None})
         if on_epoch_end is not None:
             on_epoch_end({"epoch": epoch + 1, "net": net.state_dict(), "optimizer": opt.state_dict(),
                           "scheduler": sched.state_dict(), "loader_rng": gen.get_state(),
@@ -273,8 +308,26 @@ def cache_key(cfg: Mapping) -> str:
     material = {"v": CACHE_VERSION, "data": cfg["data"], "camera": mc["camera"],
                 "lidar": mc["lidar"], "text": mc["text"], "stage1": stage1,
                 "class_names": list(mc["class_names"])}
+    files = {m: _spec_file_hash(mc[m]) for m in ("camera", "lidar")}
+    files = {m: h for m, h in files.items() if h is not None}
+    if files:  # TorchScript encoders: keyed by content (a replaced file re-embeds), not path
+        material["files"] = files
+        for m in files:
+            material[m] = {k: v for k, v in dict(mc[m]).items() if k != "path"}
     blob = json.dumps(material, sort_keys=True, default=str).encode()
     return hashlib.sha256(blob).hexdigest()[:16]
+
+
+def _spec_file_hash(spec) -> str | None:
+    """sha256 of the file of a ``{type: torchscript, path: ...}`` encoder spec, else None."""
+    if not isinstance(spec, Mapping) or spec.get("type") != "torchscript" or not spec.get("path"):
+        return None
+    from aecf_ros.encoders.torchscript import file_sha256
+
+    try:
+        return file_sha256(Path(str(spec["path"])).expanduser())
+    except OSError:
+        return f"unreadable:{spec['path']}"
 
 
 def cache_path(cfg: Mapping) -> Path:
@@ -327,9 +380,11 @@ def prepare_embeddings(model: PerceptionModel, cfg: Mapping, *, dist: DistContex
                 emb["labels"] = torch.from_numpy(arr.labels.astype(np.uint8))
                 splits[split] = emb
                 log(f"[stage1] embedded {split} ({len(arr)} scenes) in {time.perf_counter() - t1:.1f}s")
+            trained = {name: getattr(model, name) for name in ("camera_encoder", "lidar_encoder")
+                       if not is_file_backed(getattr(model, name))}
             cache = {"key": cache_key(cfg), "version": CACHE_VERSION,
-                     "encoders": {"camera_encoder": {k: v.cpu() for k, v in model.camera_encoder.state_dict().items()},
-                                  "lidar_encoder": {k: v.cpu() for k, v in model.lidar_encoder.state_dict().items()}},
+                     "encoders": {name: {k: v.cpu() for k, v in enc.state_dict().items()}
+                                  for name, enc in trained.items()},
                      "splits": splits, "stage1": _plain_history(history)}
             path.parent.mkdir(parents=True, exist_ok=True)
             tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
@@ -343,8 +398,9 @@ def prepare_embeddings(model: PerceptionModel, cfg: Mapping, *, dist: DistContex
                 raise RuntimeError(f"rank {dist.rank}: embedding cache {path} missing after barrier")
     else:
         log(f"[stage1] using cached encoders + embeddings {path}")
-    model.camera_encoder.load_state_dict(cache["encoders"]["camera_encoder"])
-    model.lidar_encoder.load_state_dict(cache["encoders"]["lidar_encoder"])
+    for name in ("camera_encoder", "lidar_encoder"):
+        if not is_file_backed(getattr(model, name)):  # file-backed: the file IS the weights
+            getattr(model, name).load_state_dict(cache["encoders"][name])
     model.refresh_encoder_ids()
     return cache
 
