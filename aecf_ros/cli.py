@@ -15,6 +15,7 @@ COMMANDS: dict[str, tuple[str, str]] = {
     "train": ("aecf_ros.train.cmd_train", "train encoders + AECF fusion + head on the embedded scenes"),
     "evaluate": ("aecf_ros.train.cmd_evaluate", "evaluate a checkpoint under sensor-drop scenarios"),
     "benchmark": ("aecf_ros.train.cmd_benchmark", "train and compare every fusion method over seeds"),
+    "sweep": ("aecf_ros.train.cmd_sweep", "equal-budget tuning on validation: tuned ModDrop vs tuned AECF on test"),
     "run": ("aecf_ros.nodes.runner", "start the whole node graph in one process"),
     "demo": ("aecf_ros.nodes.demo", "live demo: scenes over DDS, sensors dropped and restored"),
     "bench-runtime": ("aecf_ros.nodes.bench_runtime", "measure fusion overhead and latency"),
@@ -22,6 +23,12 @@ COMMANDS: dict[str, tuple[str, str]] = {
     "replay": ("aecf_ros.bag.cmd_replay", "replay a bag with a sensor drop plan and /clock"),
     "evaluate-bag": ("aecf_ros.bag.cmd_evaluate_bag", "run encoders + fusion over a bag offline"),
 }
+
+
+#: long-running ROS processes: Ctrl-C is how they are meant to end, so it exits 0 (``ros2 run``
+#: convention; their own shutdown is :class:`aecf_ros.nodes.common.RosSession`). Batch commands
+#: exit 130 so an interrupted training or evaluation is not taken for a finished one.
+ROS_PROCESSES = frozenset({"run", "demo", "replay"})
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -41,14 +48,14 @@ def main(argv: list[str] | None = None) -> int:
         parser.print_help()
         return 0 if argv else 2
     name = argv[0]
-    module = importlib.import_module(COMMANDS[name][0])
-    parser = argparse.ArgumentParser(prog=f"aecf-ros {name}", description=COMMANDS[name][1])
-    module.add_arguments(parser)
-    args = parser.parse_args(argv[1:])
-    try:
+    try:  # Ctrl-C while importing torch / rclpy (start-up) is a Ctrl-C too: no traceback
+        module = importlib.import_module(COMMANDS[name][0])
+        parser = argparse.ArgumentParser(prog=f"aecf-ros {name}", description=COMMANDS[name][1])
+        module.add_arguments(parser)
+        args = parser.parse_args(argv[1:])
         return int(module.run(args) or 0)
     except KeyboardInterrupt:
-        return 130
+        return 0 if name in ROS_PROCESSES else 130
 
 
 if __name__ == "__main__":

@@ -71,10 +71,13 @@ def test_fusion_on_sim_time_with_clock_and_bag_loop(tmp_path):
         node.create_subscription(DiagnosticArray, "/diagnostics", diags.append, 20)
 
         assert spin_until(ex, lambda: any(all(p.modality_present) for _, p in preds), 60), proc.log()
-        _, p = preds[-1]
+        # the prediction that fused all three (under load a later one may already miss one)
+        p = next(p for _, p in preds if all(p.modality_present))
         stamp = p.header.stamp.sec + p.header.stamp.nanosec * 1e-9
         assert SIM_START_S <= stamp < SIM_START_S + 120  # sim-time stamps, judged on sim time
-        assert all(0 <= a < 0.3 for a in p.modality_age_s)
+        # slightly negative when the node's /clock lags the publisher's (a busy machine delays
+        # /clock delivery): that still proves sim-time judging; wall time would give decades
+        assert all(-0.15 <= a < 0.3 for a in p.modality_age_s), list(p.modality_age_s)
 
         # lidar stops: absent after its timeout on the *simulated* clock
         alive["lidar"] = False

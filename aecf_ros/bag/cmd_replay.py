@@ -13,7 +13,6 @@ Example::
 """
 from __future__ import annotations
 
-import signal
 import sys
 import threading
 import time
@@ -208,18 +207,19 @@ def run(args) -> int:
         print(f"aecf-ros replay: error: {exc}", file=sys.stderr)
         return 2
 
-    def on_signal(signum, _frame):
-        replayer.stop.set()
+    from aecf_ros.nodes.common import RosSession
 
-    previous = {s: signal.signal(s, on_signal) for s in (signal.SIGINT, signal.SIGTERM)}
+    # Ctrl-C / SIGTERM stop the loop between messages, so the report below still prints
     try:
-        stats = replayer.run()
+        with RosSession(on_signal=replayer.stop.set) as ros:
+            replayer.context = ros.context
+            replayer.run()
     except BagError as exc:
         print(f"aecf-ros replay: error: {exc}", file=sys.stderr)
         return 1
-    finally:
-        for s, handler in previous.items():
-            signal.signal(s, handler)
+    if ros.interrupted and not replayer.stats.wall_seconds:
+        return 0  # interrupted before playing (second Ctrl-C, or during set-up)
+    stats = replayer.stats
     print(("interrupted after " if stats.interrupted else "replayed ") +
           f"{stats.bag_seconds:.1f} s of bag in {stats.wall_seconds:.1f} s wall"
           + (f", {stats.loops} loops" if stats.loops else ""), file=sys.stderr)

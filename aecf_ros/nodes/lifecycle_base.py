@@ -55,6 +55,8 @@ class ModelLifecycleNode(LifecycleNode):
         """Load the bundle named by the parameters into ``self.model``; False (logged) if it cannot."""
         from aecf_ros.model import ModelLoadError
 
+        self.get_logger().info(f"loading model {self.get_parameter('model_path').value or 'default'} "
+                               f"on {self.get_parameter('device').value}")
         try:
             self.model = load_model_from_params(self)
         except ModelLoadError as exc:

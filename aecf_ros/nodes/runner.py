@@ -14,7 +14,6 @@ from __future__ import annotations
 
 import argparse
 import sys
-import time
 from pathlib import Path
 from typing import Optional, Sequence
 
@@ -80,10 +79,10 @@ def create_nodes(context, params_files: Sequence[Path] = (), use_sim_time: bool 
 
 
 def run(args: argparse.Namespace) -> int:
-    import rclpy
-    from rclpy.executors import ExternalShutdownException, SingleThreadedExecutor
-
-    from aecf_ros.nodes.common import bring_up
+    """Exit code: 0 after ``--duration`` or on Ctrl-C / SIGTERM at any moment (start-up and model
+    load included: :class:`~aecf_ros.nodes.common.RosSession`); 1 if a node failed to start;
+    2 for a missing params file."""
+    from aecf_ros.nodes.common import RosSession
 
     params_files = list(args.params) if args.params else [p for p in [default_params_file()] if p]
     for params_file in params_files:
@@ -91,35 +90,20 @@ def run(args: argparse.Namespace) -> int:
             print(f"aecf-ros run: params file not found: {params_file}", file=sys.stderr)
             return 2
     topics = {k: getattr(args, k) for k in graph.TOPIC_ARGUMENTS}
-    context = rclpy.context.Context()
-    rclpy.init(args=[], context=context)
-    nodes = []
-    executor = None
-    try:
-        nodes = create_nodes(context, params_files, args.use_sim_time, args.device, args.model_path,
-                             args.namespace, topics, args.only)
+    with RosSession() as ros:
+        nodes = [ros.add_node(node) for node in create_nodes(
+            ros.context, params_files, args.use_sim_time, args.device, args.model_path, args.namespace,
+            topics, args.only)]
         for node in nodes:
-            if node.get_parameter("autostart").value and not bring_up(node):
+            if node.get_parameter("autostart").value and not ros.bring_up(node):
                 print(f"aecf-ros run: {node.get_name()} failed to start (see its log above)", file=sys.stderr)
-                return 1
-        executor = SingleThreadedExecutor(context=context)
-        for node in nodes:
-            executor.add_node(node)
+                ros.exit_code = 1
+                return ros.exit_code
+        ros.get_executor()
         print(f"aecf-ros run: {', '.join(n.get_name() for n in nodes)} active"
               f"{' (sim time)' if args.use_sim_time else ''}; Ctrl-C to stop", flush=True)
-        deadline = None if args.duration is None else time.monotonic() + args.duration
-        while context.ok() and (deadline is None or time.monotonic() < deadline):
-            executor.spin_once(timeout_sec=0.1)
-        return 0
-    except (KeyboardInterrupt, ExternalShutdownException):
-        return 0
-    finally:
-        if executor is not None:
-            executor.shutdown()
-        for node in nodes:
-            node.destroy_node()
-        if context.ok():
-            rclpy.shutdown(context=context)
+        ros.spin(duration_s=args.duration)
+    return ros.exit_code
 
 
 def main(argv=None) -> int:
