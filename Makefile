@@ -47,6 +47,10 @@ demo: setup
 bench-ml: setup
 	$(PY) -m aecf_ros.cli benchmark --out docs/results
 
+.PHONY: bench-sweep
+bench-sweep: setup
+	$(PY) -m aecf_ros.cli sweep --out docs/results/sweep --threads 1
+
 bench-runtime: setup
 	$(PY) -m aecf_ros.cli bench-runtime
 
