@@ -187,11 +187,6 @@ def build_fusion_from_config(cfg: Mapping, input_dims: Mapping[str, int]) -> nn.
     return build_fusion(method, dict(input_dims), int(cfg.get("embed_dim", 64)), **kw)
 
 
-def presence_key(row) -> str:
-    """Presence pattern -> string key, e.g. [True, False, True] -> "101"."""
-    return "".join("1" if bool(v) else "0" for v in row)
-
-
 # --------------------------------------------------------------------------------------------
 # calibration
 # --------------------------------------------------------------------------------------------

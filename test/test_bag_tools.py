@@ -194,6 +194,7 @@ def test_evaluate_bag_reports_phases_metrics_and_plot(tmp_path, bags):
     doc = json.loads(out_json.read_text())
     assert [p["name"] for p in doc["phases"]] == ["nominal", "drop lidar@1-2", "nominal"]
     assert doc["has_ground_truth"] and doc["overall"]["micro_f1"] is not None
+    assert doc["ground_truth_dropped"] == 0  # every ground-truth message in the bag was read
     dropped = doc["phases"][1]
     # lidar is gone after its timeout (0.4 s default) and stays gone to the end of the window
     assert dropped["presence"]["lidar"] <= 0.5 and doc["phases"][0]["presence"]["camera"] > 0.9

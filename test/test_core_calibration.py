@@ -216,8 +216,10 @@ def test_platt_bad_inputs_raise_value_error():
         fit_platt(torch.tensor([float("nan")]), torch.zeros(1))
     with pytest.raises(ValueError, match="bias"):
         platt_scale(torch.zeros(2, 3), 1.0, torch.zeros(4))
-    with pytest.raises(ValueError, match="> 0"):
+    with pytest.raises(ValueError, match=r"> 0, but got \[0\.0\]"):
         platt_scale(torch.zeros(2, 3), torch.tensor([1.0, 0.0]), torch.zeros(3))
+    with pytest.raises(ValueError, match="finite and > 0, but got \\[nan\\]"):
+        platt_scale(torch.zeros(2, 3), float("nan"), torch.zeros(3))
     for bad in ({"n_modalities": 0, "num_classes": 3}, {"n_modalities": 3, "num_classes": 0},
                 {"n_modalities": 3, "num_classes": 3, "min_samples": 0}):
         with pytest.raises(ValueError):

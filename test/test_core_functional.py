@@ -58,6 +58,12 @@ def test_gate_entropy_rejects_bad_shapes():
         AF.gate_entropy(torch.ones(2, 3), torch.ones(2, 3))
 
 
+def test_binary_confidence_is_max_p_1_minus_p_and_rejects_non_tensors():
+    assert torch.allclose(AF.binary_confidence(torch.tensor([0.2, 0.5, 0.9])), torch.tensor([0.8, 0.5, 0.9]))
+    with pytest.raises(ValueError, match="probs must be a Tensor, but got list"):
+        AF.binary_confidence([0.5])
+
+
 # ----------------------------------------------------------------------------- curriculum
 def test_mask_probability_decreases_with_entropy_and_scales_with_warmup():
     h = torch.linspace(0, 1, 11)

@@ -11,16 +11,6 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Iterator, Sequence
 
-#: message types the bag tools understand (others pass through replay untouched)
-SUPPORTED_TYPES = {
-    "sensor_msgs/msg/Image",
-    "sensor_msgs/msg/CompressedImage",
-    "sensor_msgs/msg/PointCloud2",
-    "std_msgs/msg/String",
-    "diagnostic_msgs/msg/DiagnosticArray",
-}
-
-
 class BagError(RuntimeError):
     """A bag that cannot be read or written (message names the file and the cause)."""
 
@@ -141,17 +131,6 @@ class BagReader:
 def _reason(exc: BaseException) -> str:
     text = str(exc).strip() or type(exc).__name__
     return text.splitlines()[0][:300]
-
-
-def check_types(info: BagInfo, topics: Sequence[str]) -> None:
-    """BagError when one of ``topics`` in the bag has a type the tools cannot decode."""
-    for name in topics:
-        t = info.topic(name)
-        if t is not None and t.msgtype not in SUPPORTED_TYPES:
-            raise BagError(
-                f"topic {name} in {info.path} has type {t.msgtype}, which aecf_ros cannot decode "
-                f"(supported: {', '.join(sorted(SUPPORTED_TYPES))}); map the modality to another topic "
-                f"with --topic-map")
 
 
 def deserialize(raw: bytes, msgtype: str):

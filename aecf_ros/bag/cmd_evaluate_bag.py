@@ -126,6 +126,7 @@ class Evaluation:
     input_drops: dict = field(default_factory=dict)  # modality -> reason -> count (encoder side)
     plan_counters: dict = field(default_factory=dict)
     has_truth: bool = False
+    ground_truth_dropped: int = 0  # ground-truth messages that could not be read (logged)
     wall_s: float = 0.0
 
 
@@ -248,7 +249,10 @@ def evaluate_bag(path: str | Path, plan: DropPlan, model, model_name: str = "mod
                 if item.topic == ground_truth_topic:
                     try:
                         labels, scene = labels_from_ground_truth(msg, class_names)
-                    except ValueError:
+                    except ValueError as exc:
+                        result.ground_truth_dropped += 1
+                        if result.ground_truth_dropped == 1:  # once: a broken topic is broken throughout
+                            log(f"warning: dropping unreadable {ground_truth_topic} message(s): {exc}")
                         continue
                     truth_queue.append((stamp_to_ns(msg.header.stamp), labels, scene))
                     truth_queue.sort(key=lambda x: x[0])
@@ -324,6 +328,7 @@ def report(ev: Evaluation) -> dict:
         "fusion_parameters": ev.parameters,
         "duration_s": ev.duration_s,
         "has_ground_truth": ev.has_truth,
+        "ground_truth_dropped": ev.ground_truth_dropped,
         "overall": _phase_metrics(ev.ticks, ev.modalities, threshold, ev.has_truth),
         "phases": phases,
         "plan_counters": ev.plan_counters,

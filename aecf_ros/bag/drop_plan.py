@@ -169,14 +169,6 @@ class DropPlan:
     def describe(self) -> str:
         return "; ".join(e.describe() for e in self.events) or "no drops"
 
-    def with_topics(self, topic_map: Mapping[str, Sequence[str] | str]) -> "DropPlan":
-        """Same events, with some modalities mapped to other topics."""
-        topics = dict(self.topics)
-        for modality, value in topic_map.items():
-            topics[modality] = _as_topics(value, modality)
-        return DropPlan(self.events, self.seed, topics)
-
-
 def _as_topics(value, modality: str) -> tuple[str, ...]:
     values = [value] if isinstance(value, str) else list(value or [])
     if not values:

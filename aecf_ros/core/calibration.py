@@ -202,6 +202,27 @@ def presence_pattern_index(present: Tensor) -> Tensor:
     return (present.long() * powers).sum(dim=-1)
 
 
+def _check_n_modalities(n_modalities) -> None:
+    if isinstance(n_modalities, bool) or not isinstance(n_modalities, int) or not 1 <= n_modalities <= 16:
+        raise ValueError(f"n_modalities has to be an int in [1, 16], but got {n_modalities!r}")
+
+
+def _pattern_fit_inputs(scaler, logits, labels, present) -> Tuple[Tensor, Tensor, Tensor, Tensor]:
+    """Validate a per-pattern scaler's fit arguments.
+
+    Returns (logits float64 [N, C], labels float64 [N, C], pattern index [N], rows per pattern [2^M]).
+    """
+    z = _as_float64(logits, "logits")
+    y = _as_float64(labels, "labels")
+    present = torch.as_tensor(present).cpu()
+    scaler._check(z, present)
+    if y.shape != z.shape:
+        raise ValueError(f"labels must have shape {tuple(z.shape)}, but got {tuple(y.shape)}")
+    pattern = presence_pattern_index(present)
+    counts = torch.bincount(pattern, minlength=2 ** scaler.n_modalities)
+    return z, y, pattern, counts
+
+
 class PresenceTemperatureScaler(nn.Module):
     """One temperature per modality presence pattern (2^M patterns).
 
@@ -219,8 +240,7 @@ class PresenceTemperatureScaler(nn.Module):
 
     def __init__(self, n_modalities: int, min_samples: int = 30) -> None:
         super().__init__()
-        if isinstance(n_modalities, bool) or not isinstance(n_modalities, int) or not 1 <= n_modalities <= 16:
-            raise ValueError(f"n_modalities has to be an int in [1, 16], but got {n_modalities!r}")
+        _check_n_modalities(n_modalities)
         if isinstance(min_samples, bool) or not isinstance(min_samples, int) or min_samples < 1:
             raise ValueError(f"min_samples has to be a positive int, but got {min_samples!r}")
         self.n_modalities = n_modalities
@@ -246,15 +266,8 @@ class PresenceTemperatureScaler(nn.Module):
             labels (Tensor[N, C]): 0/1 labels.
             present (BoolTensor[N, M]): the presence mask each row was predicted with.
         """
-        z = _as_float64(logits, "logits")
-        y = _as_float64(labels, "labels")
-        present = torch.as_tensor(present).cpu()
-        self._check(z, present)
-        if y.shape != z.shape:
-            raise ValueError(f"labels must have shape {tuple(z.shape)}, but got {tuple(y.shape)}")
+        z, y, pattern, counts = _pattern_fit_inputs(self, logits, labels, present)
         global_t = fit_temperature(z, y)
-        pattern = presence_pattern_index(present)
-        counts = torch.bincount(pattern, minlength=2 ** self.n_modalities)
         temps = torch.full((2 ** self.n_modalities,), global_t, dtype=torch.float64)
         for pid in torch.nonzero(counts >= self.min_samples).flatten().tolist():
             rows = pattern == pid
@@ -406,8 +419,9 @@ def platt_scale(logits: Tensor, temperature, bias) -> Tensor:
         raise ValueError(f"temperature must be a number or Tensor[{logits.shape[0]}], but got {tuple(t.shape)}")
     if b.shape not in ((logits.shape[1],), tuple(logits.shape)):
         raise ValueError(f"bias must be Tensor[{logits.shape[1]}] or Tensor{list(logits.shape)}, but got {tuple(b.shape)}")
-    if bool((t <= 0).any()):
-        raise ValueError("temperature must be > 0")
+    bad = ~(torch.isfinite(t) & (t > 0))
+    if bool(bad.any()):
+        raise ValueError(f"temperature must be finite and > 0, but got {t.reshape(-1)[bad.reshape(-1)][:5].tolist()}")
     if t.dim() == 1:
         t = t.unsqueeze(1)
     return logits / t + b
@@ -436,8 +450,7 @@ class PresencePlattScaler(nn.Module):
                  per_class_bias: bool = True, min_samples_per_class: int = 200,
                  ridge: float = 1.0) -> None:
         super().__init__()
-        if isinstance(n_modalities, bool) or not isinstance(n_modalities, int) or not 1 <= n_modalities <= 16:
-            raise ValueError(f"n_modalities has to be an int in [1, 16], but got {n_modalities!r}")
+        _check_n_modalities(n_modalities)
         if isinstance(num_classes, bool) or not isinstance(num_classes, int) or num_classes < 1:
             raise ValueError(f"num_classes has to be a positive int, but got {num_classes!r}")
         for name, value in (("min_samples", min_samples), ("min_samples_per_class", min_samples_per_class)):
@@ -471,17 +484,10 @@ class PresencePlattScaler(nn.Module):
             labels (Tensor[N, C]): 0/1 labels.
             present (BoolTensor[N, M]): the presence mask each row was predicted with.
         """
-        z = _as_float64(logits, "logits")
-        y = _as_float64(labels, "labels")
-        present = torch.as_tensor(present).cpu()
-        self._check(z, present)
-        if y.shape != z.shape:
-            raise ValueError(f"labels must have shape {tuple(z.shape)}, but got {tuple(y.shape)}")
+        z, y, pattern, counts = _pattern_fit_inputs(self, logits, labels, present)
         per_class = self.per_class_bias and z.shape[0] >= self.min_samples_per_class
         g_t, g_b = fit_platt(z, y, per_class_bias=per_class, ridge=self.ridge)
-        pattern = presence_pattern_index(present)
         n_patterns = 2 ** self.n_modalities
-        counts = torch.bincount(pattern, minlength=n_patterns)
         temps = torch.full((n_patterns,), g_t, dtype=torch.float64)
         biases = g_b.unsqueeze(0).repeat(n_patterns, 1)
         for pid in torch.nonzero(counts >= self.min_samples).flatten().tolist():

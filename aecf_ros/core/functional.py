@@ -309,6 +309,8 @@ def info_nce(projections: Mapping[str, Tensor], present: Tensor, temperature: fl
 
 def binary_confidence(probs: Tensor) -> Tensor:
     """Per-class confidence of a multi-label prediction: ``max(p, 1 - p)`` (shape preserved)."""
+    if not isinstance(probs, Tensor):
+        raise ValueError(f"probs must be a Tensor, but got {type(probs).__name__}")
     return torch.maximum(probs, 1.0 - probs)
 
 

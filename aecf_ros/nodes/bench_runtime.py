@@ -14,6 +14,7 @@ from __future__ import annotations
 import argparse
 import os
 import statistics
+import sys
 import tempfile
 import time
 from pathlib import Path
@@ -78,9 +79,10 @@ def bench_fusion(config: str, iterations: int, rounds: int, device: str) -> dict
             "fusion_us": {m: statistics.median(v) for m, v in fusion_us.items()}}
 
 
-def bench_latency(seconds: float, publish_rate_hz: float, device: str) -> dict:
+def bench_latency(seconds: float, publish_rate_hz: float, device: str) -> dict | None:
+    """DDS latency run inside a :class:`~aecf_ros.nodes.common.RosSession` (Ctrl-C ends it
+    early with the samples so far). None if a node failed to start (its log says why)."""
     import rclpy
-    from rclpy.executors import SingleThreadedExecutor
     from sensor_msgs.msg import Image, PointCloud2
     from std_msgs.msg import String
 
@@ -88,7 +90,7 @@ def bench_latency(seconds: float, publish_rate_hz: float, device: str) -> dict:
     from aecf_ros.model import DEFAULT_MODEL_PATH, build_model, save_model
     from aecf_ros.msg import FusedPrediction, ModalityEmbedding
     from aecf_ros.nodes import graph
-    from aecf_ros.nodes.common import bring_up, stamp_to_sec
+    from aecf_ros.nodes.common import RosSession, stamp_to_sec
     from aecf_ros.nodes.runner import create_nodes
     from aecf_ros.runtime.scene_msgs import scene_messages
 
@@ -97,52 +99,47 @@ def bench_latency(seconds: float, publish_rate_hz: float, device: str) -> dict:
     if not model_path.is_file():
         model_path = Path(tempfile.mkdtemp(prefix="aecf_bench_")) / "untrained.pt"
         save_model(build_model({}), model_path)
-    context = rclpy.context.Context()
-    rclpy.init(args=[], context=context)
-    nodes = create_nodes(context, device=device, model_path=str(model_path),
-                         extra_parameters={"fusion_node": {"publish_rate_hz": float(publish_rate_hz)}})
-    for n in nodes:
-        assert bring_up(n), n.get_name()
-    driver = rclpy.create_node("bench_driver", context=context)
-    ex = SingleThreadedExecutor(context=context)
-    for n in nodes + [driver]:
-        ex.add_node(n)
-    pubs = {"camera": driver.create_publisher(Image, graph.TOPIC_ARGUMENTS["camera_topic"], 5),
-            "lidar": driver.create_publisher(PointCloud2, graph.TOPIC_ARGUMENTS["lidar_topic"], 5),
-            "text": driver.create_publisher(String, graph.TOPIC_ARGUMENTS["text_topic"], 5)}
-    embedding_ms = {m: [] for m in pubs}
-    prediction_ms = []
+    embedding_ms: dict[str, list] = {m: [] for m in ("camera", "lidar", "text")}
+    prediction_ms: list = []
     pending: dict[str, float] = {}
-
-    def on_embedding(m, msg):
-        embedding_ms[m].append((time.time() - stamp_to_sec(msg.header.stamp)) * 1e3)
-
-    def on_prediction(msg):
-        stamp = stamp_to_sec(msg.header.stamp)
-        if pending.pop("camera", None) == stamp:
-            prediction_ms.append((time.time() - stamp) * 1e3)
-
-    for m in pubs:
-        driver.create_subscription(ModalityEmbedding, graph.embedding_topic(m), lambda msg, m=m: on_embedding(m, msg), 10)
-    driver.create_subscription(FusedPrediction, graph.PREDICTION_TOPIC, on_prediction, 10)
     scene = generate_scene(0, seed=7)
+    with RosSession() as ros:
+        nodes = [ros.add_node(n) for n in create_nodes(
+            ros.context, device=device, model_path=str(model_path),
+            extra_parameters={"fusion_node": {"publish_rate_hz": float(publish_rate_hz)}})]
+        for n in nodes:
+            if not ros.bring_up(n):
+                print(f"aecf-ros bench-runtime: {n.get_name()} failed to start (see its log above)",
+                      file=sys.stderr)
+                return None
+        driver = ros.add_node(rclpy.create_node("bench_driver", context=ros.context))
+        pubs = {"camera": driver.create_publisher(Image, graph.TOPIC_ARGUMENTS["camera_topic"], 5),
+                "lidar": driver.create_publisher(PointCloud2, graph.TOPIC_ARGUMENTS["lidar_topic"], 5),
+                "text": driver.create_publisher(String, graph.TOPIC_ARGUMENTS["text_topic"], 5)}
 
-    def send(modality):
-        stamp = driver.get_clock().now().nanoseconds * 1e-9
-        msgs = scene_messages(scene, stamp)
-        if modality == "camera":
-            pending["camera"] = stamp_to_sec(msgs["camera"].header.stamp)
-        pubs[modality].publish(msgs[modality])
+        def on_embedding(m, msg):
+            embedding_ms[m].append((time.time() - stamp_to_sec(msg.header.stamp)) * 1e3)
 
-    for m, hz in (("camera", 30.0), ("lidar", 10.0), ("text", 1.0)):
-        driver.create_timer(1.0 / hz, lambda m=m: send(m))
-    deadline = time.monotonic() + seconds
-    while time.monotonic() < deadline:
-        ex.spin_once(timeout_sec=0.01)
-    ex.shutdown()
-    for n in nodes + [driver]:
-        n.destroy_node()
-    rclpy.shutdown(context=context)
+        def on_prediction(msg):
+            stamp = stamp_to_sec(msg.header.stamp)
+            if pending.pop("camera", None) == stamp:
+                prediction_ms.append((time.time() - stamp) * 1e3)
+
+        for m in pubs:
+            driver.create_subscription(ModalityEmbedding, graph.embedding_topic(m),
+                                       lambda msg, m=m: on_embedding(m, msg), 10)
+        driver.create_subscription(FusedPrediction, graph.PREDICTION_TOPIC, on_prediction, 10)
+
+        def send(modality):
+            stamp = driver.get_clock().now().nanoseconds * 1e-9
+            msgs = scene_messages(scene, stamp)
+            if modality == "camera":
+                pending["camera"] = stamp_to_sec(msgs["camera"].header.stamp)
+            pubs[modality].publish(msgs[modality])
+
+        for m, hz in (("camera", 30.0), ("lidar", 10.0), ("text", 1.0)):
+            driver.create_timer(1.0 / hz, lambda m=m: send(m))
+        ros.spin(duration_s=seconds)
 
     def stats(v):
         return {"n": len(v), "median_ms": float(np.median(v)) if v else None,
@@ -167,6 +164,8 @@ def run(args: argparse.Namespace) -> int:
               f"fusion x{res['fusion_us']['aecf'] / res['fusion_us'][base]:.2f}")
     if not args.skip_latency:
         lat = bench_latency(args.latency_seconds, args.publish_rate_hz, args.device)
+        if lat is None:
+            return 1
         print("\n2) end-to-end latency over DDS (one process, loopback; receive time - sensor stamp):")
         for m, s in lat["embedding"].items():
             if s["n"]:

@@ -19,7 +19,7 @@ Conventions
 """
 from __future__ import annotations
 
-from typing import Any, Iterable, Sequence
+from typing import Any, Iterable
 
 import numpy as np
 
@@ -245,7 +245,3 @@ def pointcloud_msg_to_xyzi(msg: Any) -> np.ndarray:
     """``sensor_msgs/PointCloud2`` message -> float32[N, 4]."""
     return pointcloud_to_xyzi(msg.fields, msg.height, msg.width, msg.point_step, msg.row_step,
                               msg.is_bigendian, msg.data)
-
-
-def field_names(fields: Sequence[Any]) -> list[str]:
-    return [str(_field_attr(f, "name")) for f in fields]

@@ -19,7 +19,7 @@ import collections
 import math
 import time
 from dataclasses import dataclass, field
-from typing import Any, Callable, Mapping, Optional, Sequence
+from typing import Any, Callable, Optional, Sequence
 
 import numpy as np
 
@@ -136,6 +136,7 @@ class FusionEngine:
             for m in self.modalities
         }
         self._embeddings: dict[str, Optional[np.ndarray]] = {m: None for m in self.modalities}
+        self._absent_rows: Optional[dict] = None  # zero Tensor[1, D_m] per modality, built once
         self.engine_drops: collections.Counter[str] = collections.Counter()
         self.last_inference_time_s: Optional[float] = None
         self.published = 0
@@ -253,12 +254,11 @@ class FusionEngine:
     def _predict(self, now: float, present: list[bool]) -> FusionPrediction:
         import torch
 
-        embeddings = {}
-        for m, p in zip(self.modalities, present):
-            vec = self._embeddings[m] if p else None
-            if vec is None:
-                vec = np.zeros(self.embedding_dims[m], dtype=np.float32)
-            embeddings[m] = torch.from_numpy(vec).unsqueeze(0)
+        if self._absent_rows is None:
+            self._absent_rows = {m: torch.zeros(1, d) for m, d in self.embedding_dims.items()}
+        # present_at() only reports a modality present once it holds an embedding
+        embeddings = {m: torch.from_numpy(self._embeddings[m]).unsqueeze(0) if p else self._absent_rows[m]
+                      for m, p in zip(self.modalities, present)}
         mask = torch.tensor([present], dtype=torch.bool)
         t0 = time.perf_counter()
         with torch.inference_mode():

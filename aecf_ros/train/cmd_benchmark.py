@@ -18,7 +18,7 @@ import sys
 import time
 from pathlib import Path
 
-from aecf_ros.train.cmd_train import add_common_arguments, config_from_args, setup_runtime
+from aecf_ros.train.cmd_train import add_common_arguments, start_run
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
@@ -40,12 +40,10 @@ def run(args) -> int:
         extra.append(f"benchmark.methods=[{args.methods}]")
     if args.seeds:
         extra.append(f"benchmark.seeds=[{args.seeds}]")
-    try:
-        cfg = config_from_args(args, extra)
-    except (ValueError, FileNotFoundError) as exc:
-        print(f"aecf-ros benchmark: {exc}", file=sys.stderr)
+    started = start_run("benchmark", args, extra)
+    if started is None:
         return 2
-    dist = setup_runtime(cfg)
+    cfg, dist = started
     if dist.enabled:
         print("aecf-ros benchmark runs in one process (use `aecf-ros train` under torchrun)",
               file=sys.stderr)

@@ -30,7 +30,7 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from aecf_ros.train.cmd_train import add_common_arguments, config_from_args, setup_runtime
+from aecf_ros.train.cmd_train import add_common_arguments, start_run
 from aecf_ros.train.config import METHODS
 
 
@@ -103,12 +103,10 @@ def run(args) -> int:
     from aecf_ros.model import ModelLoadError, load_model
     from aecf_ros.train.evaluation import evaluate_model
 
-    try:
-        cfg = config_from_args(args)
-    except (ValueError, FileNotFoundError) as exc:
-        print(f"aecf-ros evaluate: {exc}", file=sys.stderr)
+    started = start_run("evaluate", args)
+    if started is None:
         return 2
-    dist = setup_runtime(cfg)
+    cfg, dist = started
     ev_cfg = cfg["evaluate"]
     seed = int(args.scenario_seed if args.scenario_seed is not None else ev_cfg["scenario_seed"])
     rates = tuple(ev_cfg["drop_rates"])

@@ -33,6 +33,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 
 def run(args) -> int:
     from aecf_ros.train import sweep as S
+    from aecf_ros.train.report import nan_safe
     from aecf_ros.train.cmd_train import format_command
     from aecf_ros.train.pipeline import build_untrained, environment_info
     from aecf_ros.train.stage1 import prepare_embeddings, split_set
@@ -84,7 +85,7 @@ def run(args) -> int:
     }
     (out_dir / "sweep.md").write_text(S.markdown(result, spec, meta))
     payload = {"config": cfg, "sweep_spec": {k: v for k, v in spec.items()}, "meta": meta, **result}
-    (out_dir / "sweep.json").write_text(json.dumps(S.nan_safe(payload), indent=1, default=float))
+    (out_dir / "sweep.json").write_text(json.dumps(nan_safe(payload), indent=1, default=float))
     print("\n".join(["[sweep] verdict:"] + [f"  {line}" for line in result["verdict"]["lines"]]))
     print(f"[sweep] wrote {out_dir}/sweep.md, sweep.json in {total:.1f}s")
     return 0

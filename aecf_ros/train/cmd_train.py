@@ -90,16 +90,28 @@ def setup_runtime(cfg: dict):
     return init_distributed(cfg["device"])
 
 
+def start_run(command: str, args, extra: list[str] | None = None):
+    """Load the config from ``args`` and set up threads + device/DDP: ``(cfg, dist)``.
+
+    A bad config (unknown key, bad value, missing file) is reported on stderr as
+    ``aecf-ros <command>: ...`` and gives ``None`` (the caller exits with status 2).
+    """
+    try:
+        cfg = config_from_args(args, extra)
+    except (ValueError, FileNotFoundError) as exc:
+        print(f"aecf-ros {command}: {exc}", file=sys.stderr)
+        return None
+    return cfg, setup_runtime(cfg)
+
+
 def run(args) -> int:
     from aecf_ros.model import save_model
     from aecf_ros.train.pipeline import bundle_metadata, train_pipeline
 
-    try:
-        cfg = config_from_args(args)
-    except (ValueError, FileNotFoundError) as exc:
-        print(f"aecf-ros train: {exc}", file=sys.stderr)
+    started = start_run("train", args)
+    if started is None:
         return 2
-    dist = setup_runtime(cfg)
+    cfg, dist = started
 
     def log(msg: str) -> None:
         if dist.is_main:

@@ -50,13 +50,6 @@ class DistContext:
         dist.all_gather_object(out, obj)
         return out
 
-    def broadcast_object(self, obj):
-        if not self.enabled:
-            return obj
-        box = [obj]
-        dist.broadcast_object_list(box, src=0)
-        return box[0]
-
     def all_reduce_mean(self, value: float) -> float:
         if not self.enabled:
             return float(value)
@@ -96,3 +89,22 @@ def init_distributed(device: str = "auto") -> DistContext:
     if not dist.is_initialized():
         dist.init_process_group(backend=backend, timeout=datetime.timedelta(minutes=10))
     return DistContext(rank, world, local_rank, dev, backend)
+
+
+def seeded_loader(ds, batch_size: int, seed: int, ctx: DistContext, collate_fn=None):
+    """The training DataLoader both stages use: seeded shuffle, this rank's shard under DDP.
+
+    Returns ``(loader, sampler, generator)``: ``sampler`` is the DistributedSampler (call its
+    ``set_epoch`` every epoch) or None in one process, where ``generator`` orders the batches
+    (checkpoints save its state). The last partial batch is dropped when there is more than one.
+    """
+    from torch.utils.data import DataLoader, DistributedSampler
+
+    batch_size = int(batch_size)
+    sampler = DistributedSampler(ds, num_replicas=ctx.world_size, rank=ctx.rank, shuffle=True,
+                                 seed=seed) if ctx.enabled else None
+    gen = torch.Generator().manual_seed(seed)
+    loader = DataLoader(ds, batch_size=batch_size, shuffle=sampler is None, sampler=sampler,
+                        generator=gen if sampler is None else None, collate_fn=collate_fn,
+                        drop_last=len(ds) > batch_size)
+    return loader, sampler, gen

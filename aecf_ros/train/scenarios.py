@@ -75,9 +75,3 @@ def scenario_mask(name: str, n: int, modalities: Sequence[str] = ("camera", "lid
 def all_patterns(m: int = 3) -> list[tuple[bool, ...]]:
     """Every non-empty presence pattern (2^m - 1 of them)."""
     return [p for p in itertools.product([True, False], repeat=m) if any(p)]
-
-
-def simulated_drop_masks(n: int, m: int = 3) -> np.ndarray:
-    """Bool[n * (2^m - 1), m]: every sample under every non-empty pattern (for calibration)."""
-    pats = np.array(all_patterns(m), dtype=bool)
-    return np.repeat(pats[None], n, axis=0).reshape(-1, m)

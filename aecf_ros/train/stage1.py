@@ -52,10 +52,10 @@ from typing import Callable, Mapping
 import numpy as np
 import torch
 from torch import Tensor, nn
-from torch.utils.data import DataLoader, Dataset, DistributedSampler
+from torch.utils.data import Dataset
 
 from aecf_ros.model import PerceptionModel, is_file_backed
-from aecf_ros.train.distributed import DistContext
+from aecf_ros.train.distributed import DistContext, seeded_loader
 from aecf_ros.train.stage2 import EmbeddingSet
 
 CACHE_VERSION = 1
@@ -213,14 +213,7 @@ def train_encoders(model: PerceptionModel, arrays, cfg: Mapping, *, dist: DistCo
     ds = _ArraysDataset(arrays)
     collate = _Collate(arrays, model, bool(cfg.get("augment", True)), seed * 7919 + dist.rank,
                        camera=use_cam, lidar=use_lid)
-    sampler = DistributedSampler(ds, dist.world_size, dist.rank, shuffle=True, seed=seed) \
-        if dist.enabled else None
-    gen = torch.Generator().manual_seed(seed)
-    bs = int(cfg["batch_size"])
-    loader = DataLoader(ds, batch_size=bs, shuffle=sampler is None, sampler=sampler,
-                        generator=gen if sampler is None else None,
-                        collate_fn=collate,
-                        drop_last=len(ds) > bs)
+    loader, sampler, gen = seeded_loader(ds, cfg["batch_size"], seed, dist, collate_fn=collate)
     epochs = int(cfg["epochs"])
     total = max(1, epochs * len(loader))
     warmup = int(cfg.get("warmup_steps", 0) or 0)

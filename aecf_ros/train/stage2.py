@@ -28,10 +28,10 @@ from typing import Callable, Mapping
 import numpy as np
 import torch
 from torch import Tensor, nn
-from torch.utils.data import DataLoader, DistributedSampler, TensorDataset
+from torch.utils.data import TensorDataset
 
 from aecf_ros.model import PerceptionModel
-from aecf_ros.train.distributed import DistContext
+from aecf_ros.train.distributed import DistContext, seeded_loader
 from aecf_ros.train.scenarios import all_patterns
 
 
@@ -116,12 +116,7 @@ def train_fusion(model: PerceptionModel, train: EmbeddingSet, cfg: Mapping, *, s
     params = [p for p in net.parameters() if p.requires_grad]
     opt = torch.optim.AdamW(params, lr=float(cfg["lr"]), weight_decay=float(cfg["weight_decay"]))
     ds = TensorDataset(*train.tensors())
-    sampler = DistributedSampler(ds, num_replicas=dist.world_size, rank=dist.rank, shuffle=True,
-                                 seed=seed) if dist.enabled else None
-    gen = torch.Generator().manual_seed(seed)
-    loader = DataLoader(ds, batch_size=int(cfg["batch_size"]), shuffle=sampler is None,
-                        sampler=sampler, generator=gen if sampler is None else None,
-                        drop_last=len(ds) > int(cfg["batch_size"]))
+    loader, sampler, gen = seeded_loader(ds, cfg["batch_size"], seed, dist)
     total_steps = max(1, epochs * len(loader))
     sched = torch.optim.lr_scheduler.LambdaLR(
         opt, lambda s: 0.5 * (1 + math.cos(math.pi * min(s, total_steps) / total_steps)))

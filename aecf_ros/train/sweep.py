@@ -35,7 +35,6 @@ from __future__ import annotations
 import copy
 import inspect
 import itertools
-import math
 import time
 from pathlib import Path
 from typing import Any, Callable, Mapping, Sequence
@@ -539,13 +538,3 @@ def markdown(result: Mapping, spec: Mapping, meta: Mapping) -> str:
                   f"the selected baseline(s): {others}."]
     L += ["", "## Runtime", ""] + [f"- {k}: {v:.1f} s" for k, v in meta.get("timing", {}).items()] + [""]
     return "\n".join(L)
-
-
-def nan_safe(obj):
-    if isinstance(obj, float) and not math.isfinite(obj):
-        return None
-    if isinstance(obj, dict):
-        return {k: nan_safe(v) for k, v in obj.items()}
-    if isinstance(obj, (list, tuple)):
-        return [nan_safe(v) for v in obj]
-    return obj
