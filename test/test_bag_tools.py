@@ -219,3 +219,26 @@ def test_evaluate_bag_without_labels_still_gives_the_timeline(tmp_path, bags):
     assert not doc["has_ground_truth"] and "micro_f1" not in doc["overall"]
     assert len(doc["timeline"]) == 29 and all(t["truth"] is None for t in doc["timeline"])
     assert doc["phases"][1]["name"] == "stall text@1"
+
+
+def test_evaluate_bag_failed_encoding_is_counted_and_never_fused_as_zeros(bags):
+    """A lidar encoder that emits NaN: each failure is counted, and the lidar is absent from
+    every output (the live node publishes nothing for such a sample), never fused as a
+    placeholder of zeros."""
+    import torch
+
+    from aecf_ros.bag.cmd_evaluate_bag import evaluate_bag, load_model_for_eval, report
+    from aecf_ros.bag.drop_plan import build_plan
+
+    model, name = load_model_for_eval("untrained", log=lambda *_: None)
+    real_encode = model.encode
+
+    def broken_lidar(modality, raw):
+        out = real_encode(modality, raw)
+        return torch.full_like(out, float("nan")) if modality == "lidar" else out
+
+    model.encode = broken_lidar
+    doc = report(evaluate_bag(bags["mcap"], build_plan(), model, name, log=lambda *_: None))
+    assert doc["input_drops"]["lidar"].get("non_finite_embedding", 0) > 0
+    assert doc["timeline"] and not any(t["present"]["lidar"] for t in doc["timeline"])
+    assert any(t["present"]["camera"] for t in doc["timeline"])

@@ -211,10 +211,19 @@ def evaluate_bag(path: str | Path, plan: DropPlan, model, model_name: str = "mod
             if newest is None:
                 return
             prepared, time_ns = newest
-            vec = model.encode(modality, prepared.raw).detach().float().cpu().numpy().reshape(-1)
+            try:
+                vec = model.encode(modality, prepared.raw).detach().float().cpu().numpy().reshape(-1)
+            except Exception as exc:  # noqa: BLE001 - counted like the live encoder node does
+                count(modality, "encode_error")
+                log(f"warning: {modality}: encoding failed ({type(exc).__name__}: {exc}); sample dropped")
+                engine.discard_embedding(modality)
+                return
             reason = check_embedding(vec)
             if reason:
                 count(modality, reason)
+                # the zero placeholder must never be fused as evidence (the live node publishes
+                # nothing for this sample; here the modality is absent until the next good one)
+                engine.discard_embedding(modality)
                 return
             # same stamp: replaces the placeholder
             engine.submit(modality, vec, prepared.stamp, time_ns / 1e9)

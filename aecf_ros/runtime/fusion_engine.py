@@ -216,6 +216,14 @@ class FusionEngine:
         self._embeddings[modality] = vec.copy()
         return None
 
+    def discard_embedding(self, modality: str) -> None:
+        """Forget ``modality``'s newest embedding: it is absent until the next accepted one.
+
+        For callers that submit a placeholder to let the monitor judge a sample before paying for
+        its encoding (evaluate-bag) and then fail to encode it: a placeholder is never evidence.
+        """
+        self._embeddings[modality] = None
+
     # ------------------------------------------------------------------ output
     def tick(self, now: float) -> list[Transition]:
         """Advance every monitor to ``now``; returns the state transitions (log each once)."""
