@@ -348,3 +348,19 @@ def test_drop_logs_are_throttled_per_reason_so_a_burst_does_not_hide_another_rea
     values = diag_values(camera.diagnostics().status[0])
     assert int(values["dropped.truncated"]) == before.get("truncated", 0) + 5
     assert int(values["dropped.non_finite_embedding"]) == before.get("non_finite_embedding", 0) + 1
+
+
+def test_node_clock_stepping_back_a_little_is_not_an_out_of_order_drop(graph):
+    """Sim time under load can put the node clock slightly behind the previous arrival: the
+    message is still encoded and published, so it must not also be counted as dropped."""
+    from std_msgs.msg import String
+
+    from aecf_ros.nodes.common import now_sec
+
+    node = graph.nodes["text"]
+    _send_and_wait(graph, "text", String(data="a person"), "text")
+    ahead = now_sec(node) + 0.3  # the previous arrival, as a clock 0.3 s ahead recorded it
+    node.monitor.newest_stamp = node.monitor.newest_receive_time = ahead
+    drops_before = dict(node.monitor.drops)
+    _send_and_wait(graph, "text", String(data="a dog"), "text")
+    assert dict(node.monitor.drops) == drops_before
