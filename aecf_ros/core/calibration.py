@@ -194,6 +194,14 @@ class TemperatureScaler(nn.Module):
         return logits / self.temperature.to(logits.dtype)
 
 
+def _check_present(present: Tensor, n_modalities: int) -> None:
+    """ValueError unless ``present`` is a BoolTensor[B, n_modalities]."""
+    if present.dim() != 2 or present.shape[1] != n_modalities or present.dtype != torch.bool:
+        raise ValueError(
+            f"present must be a BoolTensor[B, {n_modalities}], but got {present.dtype} {tuple(present.shape)}"
+        )
+
+
 def presence_pattern_index(present: Tensor) -> Tensor:
     """BoolTensor[B, M] -> LongTensor[B]: pattern id ``sum_m present[:, m] << m`` in [0, 2^M)."""
     if not isinstance(present, Tensor) or present.dim() != 2 or present.dtype != torch.bool:
@@ -251,10 +259,7 @@ class PresenceTemperatureScaler(nn.Module):
         self.register_buffer("global_temperature", torch.ones(()))
 
     def _check(self, logits: Tensor, present: Tensor) -> None:
-        if present.dim() != 2 or present.shape[1] != self.n_modalities or present.dtype != torch.bool:
-            raise ValueError(
-                f"present must be a BoolTensor[B, {self.n_modalities}], but got {present.dtype} {tuple(present.shape)}"
-            )
+        _check_present(present, self.n_modalities)
         if logits.dim() != 2 or logits.shape[0] != present.shape[0]:
             raise ValueError(f"logits must be [{present.shape[0]}, C], but got {tuple(logits.shape)}")
 
@@ -470,9 +475,7 @@ class PresencePlattScaler(nn.Module):
         self.register_buffer("fitted", torch.zeros((), dtype=torch.bool))
 
     def _check(self, logits: Tensor, present: Tensor) -> None:
-        if present.dim() != 2 or present.shape[1] != self.n_modalities or present.dtype != torch.bool:
-            raise ValueError(
-                f"present must be a BoolTensor[B, {self.n_modalities}], but got {present.dtype} {tuple(present.shape)}")
+        _check_present(present, self.n_modalities)
         if logits.dim() != 2 or logits.shape != (present.shape[0], self.num_classes):
             raise ValueError(f"logits must be [{present.shape[0]}, {self.num_classes}], but got {tuple(logits.shape)}")
 

@@ -20,7 +20,6 @@ curriculum's masking probability ``base_rate * (1 - H)``).
 """
 from __future__ import annotations
 
-import math
 import time
 from dataclasses import dataclass, field
 from typing import Callable, Mapping
@@ -118,8 +117,9 @@ def train_fusion(model: PerceptionModel, train: EmbeddingSet, cfg: Mapping, *, s
     ds = TensorDataset(*train.tensors())
     loader, sampler, gen = seeded_loader(ds, cfg["batch_size"], seed, dist)
     total_steps = max(1, epochs * len(loader))
-    sched = torch.optim.lr_scheduler.LambdaLR(
-        opt, lambda s: 0.5 * (1 + math.cos(math.pi * min(s, total_steps) / total_steps)))
+    from aecf_ros.train.stage1 import stage1_lr_factor  # stage1 imports this module: import here
+
+    sched = torch.optim.lr_scheduler.LambdaLR(opt, lambda s: stage1_lr_factor(s, total_steps))  # cosine
     history: dict = {"method": method, "epochs": [], "steps": 0, "rank": dist.rank}
     start_epoch = 0
     if state:
