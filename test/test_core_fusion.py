@@ -353,3 +353,62 @@ def test_cuda_contract(dtype):
     out_train = fusion(x, present)
     assert out_train.present.device.type == "cuda"
     assert torch.all(out_train.weights[~out_train.present] == 0)
+
+
+# ---------------------------------------------------------------- numeric safety (issue 11.1)
+@pytest.mark.parametrize("big", [1e3, 1e12, 1e20, 1e30, 3e38])
+def test_projection_is_finite_and_exact_for_huge_finite_inputs(big):
+    """LN(Wx+b) in float64 is the reference; float32 used to overflow (1e30 -> NaN, 1e20 -> 0)."""
+    from aecf_ros.core.fusion import ModalityProjection
+
+    torch.manual_seed(0)
+    proj = ModalityProjection(16, 8)
+    x = torch.randn(4, 16)
+    x[0, 3] = big
+    x[1] *= big / 10.0
+    out = proj(x)
+    assert torch.isfinite(out).all()
+    ref = proj.double()
+    x64 = x.double()
+    expected = ref.act(ref.norm(x64 @ ref.linear.weight.t() + ref.linear.bias))
+    assert torch.allclose(out.double(), expected, atol=1e-4)
+
+
+def test_fusion_stays_finite_and_unchanged_elsewhere_with_a_1e30_element():
+    torch.manual_seed(0)
+    fusion = AECFusion({"a": 8, "b": 4, "c": 6}, 16).eval()
+    emb = {"a": torch.randn(5, 8), "b": torch.randn(5, 4), "c": torch.randn(5, 6)}
+    clean = fusion(emb)
+    emb["a"][2, 1] = 1e30
+    out = fusion(emb)
+    assert torch.isfinite(out.fused).all() and torch.isfinite(out.weights).all()
+    keep = torch.tensor([0, 1, 3, 4])
+    assert torch.allclose(out.fused[keep], clean.fused[keep])
+
+
+@pytest.mark.parametrize("bad", [float("nan"), float("inf"), float("-inf")])
+def test_non_finite_embedding_row_is_treated_as_absent(bad):
+    torch.manual_seed(0)
+    fusion = AECFusion({"a": 8, "b": 4}, 16).eval()
+    emb = {"a": torch.randn(3, 8), "b": torch.randn(3, 4)}
+    emb["a"][1, 0] = bad
+    out = fusion(emb)
+    assert out.present.tolist() == [[True, True], [False, True], [True, True]]
+    assert out.weights[1].tolist() == [0.0, 1.0]
+    only_b = fusion(emb, torch.tensor([[True, True], [False, True], [True, True]]))
+    assert torch.equal(out.fused, only_b.fused)
+    assert torch.isfinite(out.fused).all()
+
+
+def test_half_precision_projection_stays_finite_at_the_input_limit():
+    from aecf_ros.core import INPUT_ABS_LIMIT
+    from aecf_ros.core.fusion import ModalityProjection
+
+    torch.manual_seed(0)
+    proj = ModalityProjection(384, 64)
+    x = torch.randn(2, 384) * INPUT_ABS_LIMIT / 4
+    x[0, 0] = INPUT_ABS_LIMIT
+    ref = proj(x)
+    half = proj.half()(x.half())
+    assert torch.isfinite(half).all()
+    assert torch.allclose(half.float(), ref, atol=5e-2)

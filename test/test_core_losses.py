@@ -1,5 +1,4 @@
 """AECFObjective: the terms act, the ablation switches switch them off, and training converges."""
-import time
 
 import pytest
 import torch
@@ -113,7 +112,6 @@ def test_tiny_training_run_reduces_loss_with_all_aecf_terms():
     opt = torch.optim.Adam(list(fusion.parameters()) + list(head.parameters()), lr=1e-2)
     fusion.train()
     task_history = []
-    start = time.perf_counter()
     for step in range(200):
         emb, y, present = batch()
         losses = _losses(fusion, head, objective, emb, y, present, step=step)
@@ -122,7 +120,6 @@ def test_tiny_training_run_reduces_loss_with_all_aecf_terms():
         opt.step()
         fusion.step()
         task_history.append(losses["task"].item())
-    assert time.perf_counter() - start < 10
     first, last = sum(task_history[:20]) / 20, sum(task_history[-20:]) / 20
     assert last < 0.5 * first, (first, last)
     # and the trained model predicts with any single sensor better than chance

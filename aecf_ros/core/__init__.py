@@ -20,13 +20,14 @@ from .calibration import (
     platt_scale,
     reliability_curve,
 )
-from .fusion import AECFusion, CurriculumConfig, FusionOutput
+from .fusion import INPUT_ABS_LIMIT, AECFusion, CurriculumConfig, FusionOutput
 from .losses import AECFObjective
 from .metrics import average_precision, confidence_rise_rate, macro_map
 
 __all__ = [
     "AECFusion",
     "CurriculumConfig",
+    "INPUT_ABS_LIMIT",
     "FusionOutput",
     "ConcatFusion",
     "MeanFusion",

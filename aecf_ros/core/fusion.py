@@ -20,7 +20,15 @@ from torch import Tensor, nn
 
 from . import functional as AF
 
-__all__ = ["CurriculumConfig", "FusionOutput", "ModalityProjection", "FusionBase", "AECFusion"]
+__all__ = ["CurriculumConfig", "FusionOutput", "ModalityProjection", "FusionBase", "AECFusion",
+           "INPUT_ABS_LIMIT"]
+
+#: Largest |value| of an input embedding at which the fusion is exact in float16 as well as
+#: float32 (a projection row of up to 1024 inputs stays far below float16's 65504). The maths
+#: below stays finite for ANY finite input (rows are pre-scaled, LayerNorm is scale-invariant);
+#: run-time callers drop and count inputs beyond this bound as ``out_of_range``.
+INPUT_ABS_LIMIT = 1.0e4
+_HALF_PRESCALE = 64.0
 
 
 @dataclass
@@ -83,8 +91,19 @@ class ModalityProjection(nn.Module):
         self.act = nn.GELU()
 
     def forward(self, x: Tensor) -> Tensor:
-        """Tensor[B, D_m] -> Tensor[B, E]."""
-        return self.act(self.norm(self.linear(x)))
+        """Tensor[B, D_m] -> Tensor[B, E]; finite for any finite input.
+
+        LayerNorm is invariant to scaling its input, so a row whose largest |value| exceeds
+        :data:`INPUT_ABS_LIMIT` is divided by ``s = max|x| / INPUT_ABS_LIMIT`` first and the
+        bias by the same ``s``: ``LN(W x / s + b / s) == LN(W x + b)`` (up to LayerNorm's eps),
+        without the overflow of ``W x`` (1e30 inputs) or its squares (1e20 inputs) in float32.
+        Rows within the limit are computed exactly as ``LN(W x + b)``. In float16/bfloat16 the
+        pre-scaling starts at 64 so that ``W x`` stays far below float16's 65504.
+        """
+        limit = INPUT_ABS_LIMIT if x.dtype in (torch.float32, torch.float64) else _HALF_PRESCALE
+        scale = (x.detach().abs().amax(dim=-1, keepdim=True) / limit).clamp(min=1.0)
+        h = nn.functional.linear(x / scale, self.linear.weight) + self.linear.bias / scale
+        return self.act(self.norm(h))
 
 
 def _positive_int(value, name: str) -> int:
@@ -150,7 +169,8 @@ class FusionBase(nn.Module):
                 )
         first = embeddings[self.modalities[0]]
         if present is None:
-            return torch.ones(batch, self.num_modalities, dtype=torch.bool, device=first.device)
+            present = torch.ones(batch, self.num_modalities, dtype=torch.bool, device=first.device)
+            return self._finite_rows(embeddings, self.modalities, present)
         if not isinstance(present, Tensor):
             raise ValueError(f"present must be a BoolTensor[B, M], but got {type(present).__name__}")
         if present.shape != (batch, self.num_modalities):
@@ -160,6 +180,13 @@ class FusionBase(nn.Module):
         if present.dtype.is_floating_point or present.dtype.is_complex:
             raise ValueError(f"present must be a bool (or integer 0/1) tensor, but got dtype {present.dtype}")
         return present.to(device=first.device, dtype=torch.bool)
+
+    @staticmethod
+    def _finite_rows(embeddings: Mapping[str, Tensor], modalities, present: Tensor) -> Tensor:
+        """``present`` with rows whose embedding holds a NaN or inf marked absent: a broken
+        input is a missing sensor, never a poisoned output (``out.present`` reports it)."""
+        finite = torch.stack([torch.isfinite(embeddings[n]).all(dim=-1) for n in modalities], dim=1)
+        return present & finite
 
     def _project(self, embeddings: Mapping[str, Tensor], present: Tensor) -> Dict[str, Tensor]:
         """Project each modality; absent rows are zeroed BEFORE projection (so NaN/garbage from a
