@@ -79,7 +79,8 @@ def default_model_config() -> dict:
         "text": {"name": "minilm"},
         "fusion": {"method": "aecf", "embed_dim": 64, "gate_hidden": 64, "moddrop_p": 0.3,
                    "concat_hidden": None,
-                   "curriculum": {"base_rate": 0.5, "warmup_steps": 300, "min_present": 1}},
+                   "presence_tokens": True,
+                   "curriculum": {}},  # {} = the recommended CurriculumConfig()
         "head": {"hidden": 64, "dropout": 0.1},
     }
 
@@ -163,11 +164,12 @@ def build_fusion_from_config(cfg: Mapping, input_dims: Mapping[str, int]) -> nn.
     """Fusion module from the plain-dict ``fusion`` config section::
 
         {"method": "aecf", "embed_dim": 64, "gate_hidden": 64, "moddrop_p": 0.3,
-         "concat_hidden": null, "curriculum": {"base_rate": 0.5, "warmup_steps": 500,
-                                              "min_present": 1}}
+         "concat_hidden": null, "presence_tokens": true,
+         "curriculum": {"min_rate": 0.2, "max_rate": 0.7, "warmup_steps": 300}}
 
     Only the options a method takes are passed to :func:`aecf_ros.core.baselines.build_fusion`
-    (the curriculum applies to aecf, aecf_no_entropy and aecf_no_calibration).
+    (the curriculum applies to aecf and every ablation except aecf_no_curriculum; missing
+    curriculum keys take :class:`~aecf_ros.core.fusion.CurriculumConfig`'s defaults).
     """
     from aecf_ros.core.baselines import build_fusion
     from aecf_ros.core.fusion import CurriculumConfig
@@ -182,8 +184,10 @@ def build_fusion_from_config(cfg: Mapping, input_dims: Mapping[str, int]) -> nn.
             kw["gate_hidden"] = int(cfg["gate_hidden"])
         if method == "moddrop" and cfg.get("moddrop_p") is not None:
             kw["moddrop_p"] = float(cfg["moddrop_p"])
-        if method in ("aecf", "aecf_no_entropy", "aecf_no_calibration"):
-            kw["curriculum"] = CurriculumConfig(**dict(cfg.get("curriculum") or {}))
+        if method.startswith("aecf"):
+            kw["presence_tokens"] = bool(cfg.get("presence_tokens", True))
+            if method != "aecf_no_curriculum":
+                kw["curriculum"] = CurriculumConfig(**dict(cfg.get("curriculum") or {}))
     return build_fusion(method, dict(input_dims), int(cfg.get("embed_dim", 64)), **kw)
 
 

@@ -3,6 +3,7 @@
 Public API is re-exported here; see docs/ARCHITECTURE.md for the fusion interface contract.
 """
 from .baselines import (
+    AECF_ABLATIONS,
     FUSION_METHODS,
     AttentionFusion,
     ConcatFusion,
@@ -33,6 +34,7 @@ __all__ = [
     "MeanFusion",
     "AttentionFusion",
     "FUSION_METHODS",
+    "AECF_ABLATIONS",
     "build_fusion",
     "objective_flags",
     "AECFObjective",
