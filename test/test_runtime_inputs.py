@@ -4,7 +4,7 @@ import numpy as np
 import pytest
 from std_msgs.msg import String
 
-from aecf_ros.nodes import graph
+from aecf_ros import graph
 from aecf_ros.runtime.conversions import ConversionError
 from aecf_ros.runtime.drop_log import PerReasonThrottle
 from aecf_ros.runtime.inputs import MODALITY_INPUTS, check_embedding, prepare_input
@@ -23,7 +23,7 @@ def test_table_matches_the_graph_definition():
 
 
 def test_encoder_nodes_and_evaluate_bag_hold_no_input_logic_of_their_own():
-    import aecf_ros.bag.cmd_evaluate_bag as evaluate_bag
+    import aecf_ros.apps.evaluate_bag as evaluate_bag
     from aecf_ros.nodes.camera_encoder import CameraEncoderNode
     from aecf_ros.nodes.lidar_encoder import LidarEncoderNode
     from aecf_ros.nodes.text_encoder import TextEncoderNode
@@ -35,7 +35,7 @@ def test_encoder_nodes_and_evaluate_bag_hold_no_input_logic_of_their_own():
 
 def test_header_stamp_or_receive_time():
     from aecf_ros.data.scenes import generate_scene
-    from aecf_ros.runtime.scene_msgs import image_msg, pointcloud2_msg
+    from aecf_ros.sim.scene_msgs import image_msg, pointcloud2_msg
 
     scene = generate_scene(0, seed=3)
     cam = prepare_input("camera", "sensor_msgs/msg/Image", image_msg(scene.image, 12.25), receive_time=99.0)
@@ -52,7 +52,7 @@ def test_header_stamp_or_receive_time():
     ("camera", "sensor_msgs/msg/Image", "yuv", "unsupported_encoding"),
 ])
 def test_unusable_inputs_raise_with_the_drop_reason(modality, msgtype, make, reason):
-    from aecf_ros.runtime.scene_msgs import image_msg, pointcloud2_msg
+    from aecf_ros.sim.scene_msgs import image_msg, pointcloud2_msg
 
     if make == "nan_cloud":
         msg = pointcloud2_msg(np.full((10, 4), np.nan, np.float32), 1.0)
