@@ -81,7 +81,7 @@ def scene_config(data_cfg: Mapping):
 
 def build_split(data_cfg: Mapping, split: str, model: PerceptionModel):
     """SceneArrays of one split, already reduced by the encoders' size steps."""
-    from aecf_ros.data.scenes import build_arrays
+    from aecf_ros.train.arrays import build_arrays
 
     start, n = split_ranges(data_cfg)[split]
     cam = model.camera_encoder
