@@ -11,6 +11,8 @@ from dataclasses import dataclass, field
 import torch
 from torch import Tensor
 
+from aecf_ros.graph import MODALITIES
+
 
 @dataclass
 class EmbeddingSet:
@@ -19,7 +21,7 @@ class EmbeddingSet:
     embeddings: dict[str, Tensor]
     labels: Tensor
     present: Tensor
-    modalities: tuple[str, ...] = ("camera", "lidar", "text")
+    modalities: tuple[str, ...] = MODALITIES
     meta: dict = field(default_factory=dict)
 
     def __len__(self) -> int:
