@@ -23,7 +23,7 @@ LAUNCH_FILE = REPO_ROOT / "launch" / "aecf.launch.py"
 def test_launch_file_derives_nodes_from_graph():
     tree = ast.parse(LAUNCH_FILE.read_text())
     imports = {(n.module, a.name) for n in ast.walk(tree) if isinstance(n, ast.ImportFrom) for a in n.names}
-    assert ("aecf_ros.nodes", "graph") in imports
+    assert ("aecf_ros", "graph") in imports
     source = LAUNCH_FILE.read_text()
     for needle in ("graph.NODES", "graph.TOPIC_ARGUMENTS", "spec.executable", "spec.name", "spec.remaps"):
         assert needle in source
