@@ -14,7 +14,7 @@ import numpy as np
 import pytest
 import yaml
 
-from aecf_ros.nodes import graph
+from aecf_ros import graph
 from test_nodes_support import REPO_ROOT, make_model_file, spin_until
 
 LAUNCH_FILE = REPO_ROOT / "launch" / "aecf.launch.py"
@@ -23,7 +23,7 @@ LAUNCH_FILE = REPO_ROOT / "launch" / "aecf.launch.py"
 def test_launch_file_derives_nodes_from_graph():
     tree = ast.parse(LAUNCH_FILE.read_text())
     imports = {(n.module, a.name) for n in ast.walk(tree) if isinstance(n, ast.ImportFrom) for a in n.names}
-    assert ("aecf_ros.nodes", "graph") in imports
+    assert ("aecf_ros", "graph") in imports
     source = LAUNCH_FILE.read_text()
     for needle in ("graph.NODES", "graph.TOPIC_ARGUMENTS", "spec.executable", "spec.name", "spec.remaps"):
         assert needle in source
@@ -101,7 +101,7 @@ def test_scripts_and_cmake_match_graph():
 
 @pytest.mark.parametrize("config", ["aecf.yaml", "aggressive_timeouts.yaml"])
 def test_config_files_only_set_declared_parameters_with_valid_values(config):
-    from aecf_ros.nodes.common import check_choice
+    from aecf_ros.nodes.parameters import check_choice
 
     data = yaml.safe_load((REPO_ROOT / "config" / config).read_text())
     names = {s.name for s in graph.NODES}
@@ -162,7 +162,7 @@ def test_aecf_ros_run_brings_whole_graph_up_from_sensor_messages(tmp_path):
 
     from aecf_ros.data.scenes import generate_scene
     from aecf_ros.msg import FusedPrediction
-    from aecf_ros.runtime.scene_msgs import scene_messages
+    from aecf_ros.sim.scene_msgs import scene_messages
     from test_nodes_support import NodeProcess
 
     model_path, _ = make_model_file(tmp_path)

@@ -61,7 +61,7 @@ class FusionSettings:
     @classmethod
     def from_parameters(cls, value: Callable[[str], Any], modalities: Sequence[str],
                         check_encoder_id: bool = True) -> "FusionSettings":
-        """Settings from the fusion node's parameters (``aecf_ros/nodes/graph.py`` names:
+        """Settings from the fusion node's parameters (``aecf_ros/graph.py`` names:
         ``timeout_s.<m>``, ``enabled.<m>``, ``gate_bias.<m>``, ...); ``value(name)`` reads one
         (the live node's parameter, or a flat dict's entry in evaluate-bag)."""
         return cls(

@@ -1,4 +1,4 @@
-"""THE definition of the aecf_ros node graph: nodes, executables, topics and parameters.
+"""THE definition of the aecf_ros node graph: modalities, nodes, executables, topics and parameters.
 
 Both ways of starting the graph read this module and nothing else:
 
@@ -6,8 +6,9 @@ Both ways of starting the graph read this module and nothing else:
 * ``aecf_ros.nodes.runner`` (``aecf-ros run``): all nodes in one process.
 
 The nodes declare their parameters from :data:`PARAMETERS` too, so a parameter's default,
-range and description exist in one place. This module imports nothing from ROS (the launch
-file and the tests read it cheaply).
+range and description exist in one place. This module imports nothing (no ROS, nothing of
+aecf_ros): it is the bottom layer, read by ``encoders/``, ``model/``, ``runtime/``, ``nodes/``,
+``bag/``, the launch files and the tests alike.
 
 Topics
 ------
@@ -33,6 +34,23 @@ TOPIC_ARGUMENTS: dict[str, str] = {
     "text_topic": "/operator/text",
 }
 COMPRESSED_SUFFIX = "/compressed"
+
+# Default sensor topics: the bag tools write these, the drop plan maps modality names onto them,
+# and ``--topic-map`` (or a plan's ``topics:`` section) points them at a robot's own topics.
+CAMERA_TOPIC = TOPIC_ARGUMENTS["camera_topic"]
+COMPRESSED_CAMERA_TOPIC = CAMERA_TOPIC + COMPRESSED_SUFFIX
+LIDAR_TOPIC = TOPIC_ARGUMENTS["lidar_topic"]
+TEXT_TOPIC = TOPIC_ARGUMENTS["text_topic"]
+GROUND_TRUTH_TOPIC = "/scene/ground_truth"
+CLOCK_TOPIC = "/clock"
+
+#: modality -> topics that carry it (a drop of ``camera`` applies to raw and compressed images).
+DEFAULT_MODALITY_TOPICS: dict[str, tuple[str, ...]] = {
+    "camera": (CAMERA_TOPIC, COMPRESSED_CAMERA_TOPIC),
+    "lidar": (LIDAR_TOPIC,),
+    "text": (TEXT_TOPIC,),
+}
+assert tuple(DEFAULT_MODALITY_TOPICS) == MODALITIES
 PREDICTION_TOPIC = "aecf/prediction"
 DIAGNOSTICS_TOPIC = "/diagnostics"
 DEFAULT_MODEL = "default"  # model_path value meaning "the shipped checkpoint"
