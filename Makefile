@@ -49,7 +49,9 @@ bench-ml: setup
 
 .PHONY: bench-sweep
 bench-sweep: setup
-	$(PY) -m aecf_ros.cli sweep --out docs/results/sweep --threads 1
+	for regime in standard dominant; do \
+	  $(PY) -m aecf_ros.cli sweep --regime $$regime --out docs/results/sweep/$$regime --no-progress || exit 1; \
+	done
 
 bench-runtime: setup
 	$(PY) -m aecf_ros.cli bench-runtime
