@@ -23,6 +23,8 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from typing import Any, Optional
 
+from aecf_ros.runtime.input_limits import DEFAULT_MAX_PIXELS, DEFAULT_MAX_TEXT_CHARS
+
 PACKAGE = "aecf_ros"
 MODALITIES: tuple[str, ...] = ("camera", "lidar", "text")
 
@@ -114,10 +116,32 @@ def _input_quiet(modality: str) -> ParamSpec:
                      f"than this (node clock); OK again when one arrives", range=(0.01, 3600.0))
 
 
+# Nominal sensor rates for the rate check; 0 = not monitored (the default: only the robot's
+# params file knows its sensors; config/aecf.yaml sets 30 / 10 Hz).
+_MIN_RATE_FRACTION = ParamSpec(
+    "min_rate_fraction", 0.5,
+    "/diagnostics WARN when a sensor with an expected rate arrives slower than this fraction of it "
+    "(measured on the node clock over max(2 s, 10 expected periods))", range=(0.01, 1.0))
+
+
+def _expected_rate(modality: str, name: str = "expected_rate_hz") -> ParamSpec:
+    return ParamSpec(name, 0.0,
+                     f"nominal {modality} rate (Hz); below min_rate_fraction of it /diagnostics says WARN, and "
+                     f"header-stamp gaps longer than 1.5 periods are counted as lost inputs (estimate); "
+                     f"0 = not monitored", range=(0.0, 1000.0))
+
+
 ENCODER_PARAMETERS: dict[str, tuple[ParamSpec, ...]] = {
-    "camera": (_input_quiet("camera"), *_qos("image")),
-    "lidar": (_input_quiet("lidar"), *_qos("points")),
-    "text": (_input_quiet("text"), *_qos("text", depth=10)),
+    "camera": (_input_quiet("camera"), *_qos("image"), _expected_rate("camera"), _MIN_RATE_FRACTION,
+               ParamSpec("max_pixels", DEFAULT_MAX_PIXELS,
+                         "images declaring more pixels (width x height; compressed images: read from the "
+                         "PNG/JPEG header before decoding) are dropped as too_large",
+                         range=(1, 1 << 30))),
+    "lidar": (_input_quiet("lidar"), *_qos("points"), _expected_rate("lidar"), _MIN_RATE_FRACTION),
+    "text": (_input_quiet("text"), *_qos("text", depth=10), _expected_rate("text"), _MIN_RATE_FRACTION,
+             ParamSpec("max_text_chars", DEFAULT_MAX_TEXT_CHARS,
+                       "longer strings are cut to this many characters before tokenizing "
+                       "(counted as text_clipped)", range=(1, 1 << 24))),
 }
 
 _DEFAULT_TIMEOUT_S = {"camera": 0.25, "lidar": 0.4, "text": 3.0}
@@ -139,6 +163,12 @@ FUSION_PARAMETERS: tuple[ParamSpec, ...] = (
               range=(1, len(MODALITIES))),
     ParamSpec("score_threshold", 0.5, "a class counts as detected (logs, demo) at or above this score",
               range=(0.0, 1.0)),
+    # = aecf_ros.core.INPUT_ABS_LIMIT (1.0e4): the fusion is exact below it in float32 and float16
+    ParamSpec("max_abs_embedding", 1.0e4,
+              "embeddings with any |value| above this are dropped (out_of_range); at most 1e4, the bound "
+              "below which the fusion is exact in float32 and float16", range=(1.0e-3, 1.0e4)),
+    *(_expected_rate(m, f"expected_rate_hz.{m}") for m in MODALITIES),
+    _MIN_RATE_FRACTION,
     *_qos("embeddings", depth=10),
 )
 
