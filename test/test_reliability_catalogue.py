@@ -530,3 +530,36 @@ def test_fusion_counts_embeddings_lost_between_encoder_and_fusion(g):
         spin_for(g.ex, 0.02)
     assert _wait_counter(g, status, "lost", lost + 2)
     assert _counter(g, status, "lost") == lost + 3
+
+
+def test_fusion_withholds_a_non_finite_prediction_and_reports_error(g):
+    """Issue 11 item 1, last line of defence: whatever made the maths produce NaN (here the
+    model's output is forced non-finite), nothing is published and /diagnostics says ERROR."""
+    import torch
+
+    from aecf_ros.nodes.common import level_value
+
+    engine = g.nodes["timing"].engine
+    real_predict = engine.model.predict
+
+    def nan_predict(embeddings, present):
+        probs, out = real_predict(embeddings, present)
+        return torch.full_like(probs, float("nan")), out
+
+    status = "timing_fusion: output"
+    before = _counter(g, status, "no_output.invalid_output")
+    engine.model.predict = nan_predict
+    try:
+        g.timing_pub["text"].publish(_embedding(g, "text"))
+        assert _wait_counter(g, status, "no_output.invalid_output", before + 2)
+        n0 = len(g.timing_predictions)
+        assert spin_until(g.ex, lambda: _counter(g, status, "no_output.invalid_output") > before + 4, WAIT_S)
+        assert len(g.timing_predictions) == n0  # withheld, every time
+        s = g.diag[status]
+        assert level_value(s.level) == 2 and "invalid_output" in s.message, s.message
+    finally:
+        engine.model.predict = real_predict
+    g.timing_pub["text"].publish(_embedding(g, "text"))
+    n0 = len(g.timing_predictions)
+    assert spin_until(g.ex, lambda: len(g.timing_predictions) > n0, WAIT_S)
+    _assert_sane(g.timing_predictions[-1])

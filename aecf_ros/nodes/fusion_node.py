@@ -150,8 +150,11 @@ class FusionNode(ModelLifecycleNode):
         previous, self._last_output = self._last_output, out
         if isinstance(out, NoOutput):
             if not isinstance(previous, NoOutput) or previous.reason != out.reason:
-                log = self.get_logger().error if out.reason == "invalid_output" else self.get_logger().warning
-                log(f"not publishing: {out.message}")
+                # (two call sites: rclpy refuses one call site logging at two severities)
+                if out.reason == "invalid_output":
+                    self.get_logger().error(f"not publishing: {out.message}")
+                else:
+                    self.get_logger().warning(f"not publishing: {out.message}")
             return
         if isinstance(previous, NoOutput):
             self.get_logger().info(f"publishing again from {', '.join(out.present_modalities)}")
