@@ -265,6 +265,7 @@ def test_presence_matches_the_specification_at_every_tick(events, timeout, n):
             mon.feed(stamp, now)
             spec.feed(stamp, now)
             mon.tick(now)
+            spec.tick(now)
         assert mon.is_present(now) == spec.present(now), (kind, now, mon.newest_stamp, spec.newest)
         assert mon.newest_stamp == spec.newest
         assert mon.time_jumps == spec.jumps
