@@ -17,16 +17,16 @@ COMMANDS: dict[str, tuple[str, str]] = {
     "benchmark": ("aecf_ros.train.cmd_benchmark", "train and compare every fusion method over seeds"),
     "sweep": ("aecf_ros.train.cmd_sweep", "equal-budget tuning on validation: tuned ModDrop vs tuned AECF on test"),
     "run": ("aecf_ros.nodes.runner", "start the whole node graph in one process"),
-    "demo": ("aecf_ros.nodes.demo", "live demo: scenes over DDS, sensors dropped and restored"),
-    "bench-runtime": ("aecf_ros.nodes.bench_runtime", "measure fusion overhead and latency"),
-    "make-bag": ("aecf_ros.bag.cmd_make_bag", "write a rosbag2 of generated scenes with ground truth"),
-    "replay": ("aecf_ros.bag.cmd_replay", "replay a bag with a sensor drop plan and /clock"),
-    "evaluate-bag": ("aecf_ros.bag.cmd_evaluate_bag", "run encoders + fusion over a bag offline"),
+    "demo": ("aecf_ros.apps.demo", "live demo: scenes over DDS, sensors dropped and restored"),
+    "bench-runtime": ("aecf_ros.apps.bench_runtime", "measure fusion overhead and latency"),
+    "make-bag": ("aecf_ros.apps.make_bag", "write a rosbag2 of generated scenes with ground truth"),
+    "replay": ("aecf_ros.apps.replay", "replay a bag with a sensor drop plan and /clock"),
+    "evaluate-bag": ("aecf_ros.apps.evaluate_bag", "run encoders + fusion over a bag offline"),
 }
 
 
 #: long-running ROS processes: Ctrl-C is how they are meant to end, so it exits 0 (``ros2 run``
-#: convention; their own shutdown is :class:`aecf_ros.nodes.common.RosSession`). Batch commands
+#: convention; their own shutdown is :class:`aecf_ros.nodes.session.RosSession`). Batch commands
 #: exit 130 so an interrupted training or evaluation is not taken for a finished one.
 ROS_PROCESSES = frozenset({"run", "demo", "replay"})
 

@@ -4,7 +4,7 @@
         [model_path:=/path/model.pt] [namespace:=robot1] [camera_topic:=/front/image_raw]
         [lidar_topic:=/velodyne_points] [text_topic:=/operator/text]
 
-Nodes, executables, remaps and parameters come from ``aecf_ros.nodes.graph`` (the same module
+Nodes, executables, remaps and parameters come from ``aecf_ros.graph`` (the same module
 ``aecf-ros run`` uses), so the two can't drift apart. Every node is a lifecycle node that
 configures and activates itself (parameter ``autostart``, default true); set
 ``autostart: false`` in the params file to hand them to a lifecycle manager instead.
@@ -19,7 +19,7 @@ from launch.substitutions import LaunchConfiguration
 from launch_ros.actions import Node
 from launch_ros.parameter_descriptions import ParameterValue
 
-from aecf_ros.nodes import graph
+from aecf_ros import graph
 
 
 def generate_launch_description():

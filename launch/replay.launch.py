@@ -4,7 +4,7 @@
         [dropout:=true dropout_params:=<share>/config/sensor_dropout.yaml]
         [params_file:=...] [model_path:=...] [device:=cpu]
 
-* The graph is ``aecf.launch.py`` (nodes, remaps and parameters from ``aecf_ros.nodes.graph``)
+* The graph is ``aecf.launch.py`` (nodes, remaps and parameters from ``aecf_ros.graph``)
   with ``use_sim_time:=true``: node clocks follow ``/clock`` from the player, so message ages
   are judged in bag time at any playback rate.
 * ``player:=ros2`` runs ``ros2 bag play BAG --clock --rate R``; ``player:=aecf`` runs
@@ -23,7 +23,7 @@ from launch.launch_description_sources import PythonLaunchDescriptionSource
 from launch.substitutions import LaunchConfiguration, PythonExpression
 from launch_ros.actions import Node
 
-from aecf_ros.nodes import graph
+from aecf_ros import graph
 
 DROPOUT_PREFIX = "/dropout"  # sensor_dropout's default output = prefix + input topic
 

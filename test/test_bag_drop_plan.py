@@ -3,7 +3,8 @@ import math
 
 import pytest
 
-from aecf_ros.bag import drop_plan as dp
+from aecf_ros.runtime import cdr_stamp
+from aecf_ros.runtime import drop_plan as dp
 
 
 def test_window_drop_parses_to_half_open_window():
@@ -174,8 +175,8 @@ def test_cdr_header_stamp_is_read_and_rewritten_in_place():
     msg.header.stamp.sec, msg.header.stamp.nanosec = 7, 123
     msg.encoding = "rgb8"
     data = serialize_message(msg)
-    assert dp.cdr_header_stamp_ns(data) == 7_000_000_123
-    back = deserialize_message(dp.cdr_with_header_stamp(data, 9_000_000_001), Image)
+    assert cdr_stamp.cdr_header_stamp_ns(data) == 7_000_000_123
+    back = deserialize_message(cdr_stamp.cdr_with_header_stamp(data, 9_000_000_001), Image)
     assert (back.header.stamp.sec, back.header.stamp.nanosec, back.encoding) == (9, 1, "rgb8")
 
 
@@ -183,7 +184,8 @@ def test_schedule_orders_delayed_messages_and_restamps_frozen_frames_in_the_byte
     from rclpy.serialization import serialize_message
 
     from aecf_ros.bag.schedule import planned_messages
-    from aecf_ros.runtime.scene_msgs import image_msg, stamp_to_ns, text_msg, time_from_ns
+    from aecf_ros.runtime.stamps import stamp_to_ns
+    from aecf_ros.sim.scene_msgs import image_msg, text_msg, time_from_ns
 
     import numpy as np
 
@@ -203,7 +205,7 @@ def test_schedule_orders_delayed_messages_and_restamps_frozen_frames_in_the_byte
     frozen = [o for o in camera if o.action == "freeze"]
     assert len(frozen) == 2  # frames at 0.2 and 0.3 s are copies of the 0.1 s frame...
     for o in frozen:  # ...stamped like the frames they replace (restamp)
-        assert dp.cdr_header_stamp_ns(o.data) == o.recorded_ns
+        assert cdr_stamp.cdr_header_stamp_ns(o.data) == o.recorded_ns
         assert o.data[12:] == camera[1].data[12:]
     # skipping the start of the bag
     assert min(o.recorded_ns for o in planned_messages(msgs, dp.DropPlan(), start, start_offset_s=0.3)) == start + 300_000_000

@@ -54,7 +54,7 @@ def test_replay_launch_runs_the_graph_on_sim_time_with_players_and_relay(monkeyp
     assert Path(source.args[0]) == REPO / "launch" / "aecf.launch.py"
     launch_args = dict(include.kwargs["launch_arguments"])
     assert launch_args["use_sim_time"] == "true"
-    from aecf_ros.nodes import graph
+    from aecf_ros import graph
 
     assert set(graph.TOPIC_ARGUMENTS) <= set(launch_args)
 
@@ -73,7 +73,7 @@ def test_dropout_outputs_match_what_the_graph_reads_with_dropout_true():
     """The relay's configured outputs are the '/dropout' + sensor topics the launch file feeds the graph."""
     import yaml
 
-    from aecf_ros.nodes import graph
+    from aecf_ros import graph
 
     params = yaml.safe_load((REPO / "config" / "sensor_dropout.yaml").read_text())["sensor_dropout"]["ros__parameters"]
     outputs = {params[s]["input_topic"]: params[s]["output_topic"] for s in params["streams"]}

@@ -9,8 +9,8 @@ from pathlib import Path
 
 import pytest
 
-from aecf_ros.bag.cmd_make_bag import BagSpec, write_scene_bag
-from aecf_ros.bag.drop_plan import build_plan
+from aecf_ros.apps.make_bag import BagSpec, write_scene_bag
+from aecf_ros.runtime.drop_plan import build_plan
 
 pytestmark = [pytest.mark.ros, pytest.mark.slow]
 
@@ -56,7 +56,7 @@ def _replay_through_graph(bag, model_path, plan, env, embedding_modalities=()):
     from rclpy.parameter import Parameter
     from rclpy.qos import QoSProfile
 
-    from aecf_ros.bag.cmd_replay import BagReplayer
+    from aecf_ros.apps.replay import BagReplayer
     from aecf_ros.msg import FusedPrediction, ModalityEmbedding
 
     env = dict(env, OMP_NUM_THREADS="1")  # 2 busy cores: 1 torch thread is ~100x faster
@@ -121,7 +121,7 @@ def _replay_through_graph(bag, model_path, plan, env, embedding_modalities=()):
 
 
 def test_replay_through_graph_drops_lidar_in_the_window_and_matches_evaluate_bag(setup, ros_subprocess_env):
-    from aecf_ros.bag.cmd_evaluate_bag import evaluate_bag, fusion_parameters
+    from aecf_ros.apps.evaluate_bag import evaluate_bag, fusion_parameters
     from aecf_ros.model import load_model
 
     bag, model_path = setup

@@ -7,9 +7,9 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from aecf_ros.bag import topics as T
+from aecf_ros import graph as T
 from aecf_ros.bag.bag_io import BagError, BagReader, deserialize
-from aecf_ros.bag.cmd_make_bag import BagSpec, write_scene_bag
+from aecf_ros.apps.make_bag import BagSpec, write_scene_bag
 
 REPO = Path(__file__).resolve().parents[1]
 
@@ -69,7 +69,8 @@ def test_header_stamps_equal_bag_times_and_scenes_are_held(bags):
     from aecf_ros.data.classes import CLASS_NAMES
     from aecf_ros.data.scenes import generate_scene
     from aecf_ros.runtime.conversions import image_msg_to_rgb, pointcloud_msg_to_xyzi
-    from aecf_ros.runtime.scene_msgs import labels_from_ground_truth, stamp_to_ns
+    from aecf_ros.runtime.stamps import stamp_to_ns
+    from aecf_ros.sim.scene_msgs import labels_from_ground_truth
 
     info, msgs = _read_all(bags["mcap"])
     start = info.start_ns
@@ -209,8 +210,8 @@ def test_evaluate_bag_reports_phases_metrics_and_plot(tmp_path, bags):
 
 def test_evaluate_bag_without_labels_still_gives_the_timeline(tmp_path, bags):
     """A user's bag with no ground truth: presence and weights only."""
-    from aecf_ros.bag.cmd_evaluate_bag import evaluate_bag, load_model_for_eval, report
-    from aecf_ros.bag.drop_plan import build_plan
+    from aecf_ros.apps.evaluate_bag import evaluate_bag, load_model_for_eval, report
+    from aecf_ros.runtime.drop_plan import build_plan
 
     model, name = load_model_for_eval("untrained", log=lambda *_: None)
     ev = evaluate_bag(bags["mcap"], build_plan(stalls=["text@1"]), model, name,
@@ -227,8 +228,8 @@ def test_evaluate_bag_failed_encoding_is_counted_and_never_fused_as_zeros(bags):
     placeholder of zeros."""
     import torch
 
-    from aecf_ros.bag.cmd_evaluate_bag import evaluate_bag, load_model_for_eval, report
-    from aecf_ros.bag.drop_plan import build_plan
+    from aecf_ros.apps.evaluate_bag import evaluate_bag, load_model_for_eval, report
+    from aecf_ros.runtime.drop_plan import build_plan
 
     model, name = load_model_for_eval("untrained", log=lambda *_: None)
     real_encode = model.encode

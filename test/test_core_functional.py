@@ -255,3 +255,55 @@ def test_calibration_penalty_row_mask_and_validation():
     assert AF.subset_calibration_penalty(sub, full, row_mask=_bool([True, False])).item() > 0.4
     with pytest.raises(ValueError, match="same shape"):
         AF.subset_calibration_penalty(torch.zeros(2, 2), torch.zeros(2, 3))
+
+
+# ---------------------------------------------------------------- rank curriculum, distillation
+def test_ranked_probability_orders_by_confidence_and_keeps_its_mean_rate():
+    h = torch.tensor([0.99, 0.90, 0.95, 0.97, 0.50])
+    eligible = torch.ones(5, dtype=torch.bool)
+    p = AF.ranked_mask_probability(h, eligible, 0.2, 0.6)
+    # the least uncertain sample (0.50) gets max_rate, the most uncertain (0.99) min_rate
+    assert p[4].item() == pytest.approx(0.6) and p[0].item() == pytest.approx(0.2)
+    assert torch.argsort(p).tolist() == torch.argsort(-h).tolist()
+    assert p.mean().item() == pytest.approx(0.4)
+    # a near-uniform gate everywhere (the regulariser's effect) does not switch it off
+    flat = AF.ranked_mask_probability(torch.tensor([0.999, 0.998, 0.997, 0.996]),
+                                      torch.ones(4, dtype=torch.bool), 0.2, 0.6)
+    assert flat.mean().item() == pytest.approx(0.4)
+    assert AF.curriculum_mask_probability(torch.tensor([0.999, 0.998]), 0.5).max() < 0.01
+
+
+def test_ranked_probability_ignores_ineligible_rows_and_ties_share_a_rank():
+    h = torch.tensor([0.0, 0.3, 0.3, 0.9])
+    eligible = torch.tensor([False, True, True, True])
+    p = AF.ranked_mask_probability(h, eligible, 0.0, 1.0, warmup_factor=0.5)
+    assert p[0] == 0
+    assert p[1] == p[2] and p[1].item() == pytest.approx(0.5 * 0.75)
+    assert p[3].item() == pytest.approx(0.0)
+    single = AF.ranked_mask_probability(torch.tensor([0.4]), torch.tensor([True]), 0.2, 0.6)
+    assert single.item() == pytest.approx(0.4)
+
+
+@pytest.mark.parametrize("kw,match", [({"min_rate": 0.7, "max_rate": 0.2}, "min_rate"),
+                                      ({"max_rate": 1.2}, "max_rate"),
+                                      ({"warmup_factor": -1.0}, "warmup_factor")])
+def test_ranked_probability_rejects_bad_rates(kw, match):
+    args = {"min_rate": 0.2, "max_rate": 0.6, **kw}
+    with pytest.raises(ValueError, match=match):
+        AF.ranked_mask_probability(torch.zeros(3), torch.ones(3, dtype=torch.bool), **args)
+
+
+def test_subset_distillation_is_zero_at_agreement_and_pulls_only_the_subset():
+    full = torch.tensor([[2.0, -1.0], [0.5, 3.0]], requires_grad=True)
+    same = full.detach().clone().requires_grad_(True)
+    assert AF.subset_distillation(same, full).item() == pytest.approx(0.0, abs=1e-6)
+    sub = torch.tensor([[-2.0, 1.0], [0.5, 3.0]], requires_grad=True)
+    loss = AF.subset_distillation(sub, full)
+    assert loss.item() > 0.1
+    loss.backward()
+    assert full.grad is None  # the teacher is detached
+    # gradient pushes the subset logit toward the teacher's
+    assert sub.grad[0, 0] < 0 and sub.grad[0, 1] > 0
+    assert sub.grad[1].abs().max() < 1e-6
+    only_second = AF.subset_distillation(sub, full, row_mask=torch.tensor([False, True]))
+    assert only_second.item() == pytest.approx(0.0, abs=1e-6)

@@ -27,7 +27,7 @@ def _inputs(batch=6, seed=0, dims=DIMS, dtype=torch.float32):
 
 def _aecf(**kw):
     torch.manual_seed(0)
-    kw.setdefault("curriculum", CurriculumConfig(base_rate=1.0, warmup_steps=0))
+    kw.setdefault("curriculum", CurriculumConfig(rule="entropy", base_rate=1.0, warmup_steps=0))
     return AECFusion(DIMS, 16, gate_hidden=8, **kw)
 
 
@@ -133,7 +133,7 @@ def test_gate_gradient_reaches_gate_parameters_through_fused_output():
 
 # ----------------------------------------------------------------------------- curriculum
 def _confident_gate_fusion(**cfg):
-    fusion = _aecf(curriculum=CurriculumConfig(base_rate=1.0, warmup_steps=cfg.pop("warmup_steps", 0), **cfg))
+    fusion = _aecf(curriculum=CurriculumConfig(rule="entropy", base_rate=1.0, warmup_steps=cfg.pop("warmup_steps", 0), **cfg))
     fusion.set_gate_prior(bias={"camera": 12.0})  # gate ~one-hot on camera -> entropy ~0 -> mask prob ~1
     return fusion
 
@@ -197,7 +197,7 @@ def test_warmup_ramps_masking_from_zero():
 def test_uncertain_gate_is_masked_less_than_confident_gate():
     x, full = _inputs(batch=256), torch.ones(256, 3, dtype=torch.bool)
     confident = _confident_gate_fusion().train()
-    uncertain = _aecf(curriculum=CurriculumConfig(base_rate=1.0, warmup_steps=0)).train()
+    uncertain = _aecf(curriculum=CurriculumConfig(rule="entropy", base_rate=1.0, warmup_steps=0)).train()
     uncertain.set_gate_prior(temperature=100.0)  # ~uniform gate -> entropy ~1 -> mask prob ~0
     torch.manual_seed(0)
     dropped_conf = (~confident(x, full).present).sum()
@@ -276,7 +276,7 @@ def test_constructor_validation():
     with pytest.raises(ValueError, match="embed_dim"):
         AECFusion(DIMS, -1)
     with pytest.raises(ValueError, match="base_rate"):
-        CurriculumConfig(base_rate=2.0)
+        CurriculumConfig(rule="entropy", base_rate=2.0)
     with pytest.raises(ValueError, match="moddrop_p"):
         AttentionFusion(DIMS, 8, moddrop_p=1.5)
     with pytest.raises(ValueError, match="unknown fusion method 'foo'"):
@@ -314,9 +314,16 @@ def test_concat_uses_presence_flags_and_reports_uniform_weights():
 
 
 def test_objective_flags_per_method():
-    assert objective_flags("aecf") == {"use_entropy": True, "use_infonce": True, "use_calibration": True}
+    assert objective_flags("aecf") == {"use_entropy": True, "use_infonce": True, "use_calibration": True,
+                                       "use_distillation": True}
     assert objective_flags("aecf_no_entropy")["use_entropy"] is False
     assert objective_flags("aecf_no_calibration")["use_calibration"] is False
+    assert objective_flags("aecf_no_distillation")["use_distillation"] is False
+    assert objective_flags("aecf_no_presence") == objective_flags("aecf")
+    assert build_fusion("aecf_no_presence", DIMS).presence_tokens is False
+    assert build_fusion("aecf", DIMS).presence_tokens is True
+    assert build_fusion("aecf_entropy_rule", DIMS).curriculum.rule == "entropy"
+    assert build_fusion("aecf", DIMS).curriculum.rule == "rank"
     assert objective_flags("aecf_no_curriculum") == objective_flags("aecf")
     assert not any(objective_flags("moddrop").values())
     assert build_fusion("aecf_no_curriculum", DIMS).curriculum is None
@@ -353,3 +360,107 @@ def test_cuda_contract(dtype):
     out_train = fusion(x, present)
     assert out_train.present.device.type == "cuda"
     assert torch.all(out_train.weights[~out_train.present] == 0)
+
+
+# ---------------------------------------------------------------- numeric safety (issue 11.1)
+@pytest.mark.parametrize("big", [1e3, 1e12, 1e20, 1e30, 3e38])
+def test_projection_is_finite_and_exact_for_huge_finite_inputs(big):
+    """LN(Wx+b) in float64 is the reference; float32 used to overflow (1e30 -> NaN, 1e20 -> 0)."""
+    from aecf_ros.core.fusion import ModalityProjection
+
+    torch.manual_seed(0)
+    proj = ModalityProjection(16, 8)
+    x = torch.randn(4, 16)
+    x[0, 3] = big
+    x[1] *= big / 10.0
+    out = proj(x)
+    assert torch.isfinite(out).all()
+    ref = proj.double()
+    x64 = x.double()
+    expected = ref.act(ref.norm(x64 @ ref.linear.weight.t() + ref.linear.bias))
+    assert torch.allclose(out.double(), expected, atol=1e-4)
+
+
+def test_fusion_stays_finite_and_unchanged_elsewhere_with_a_1e30_element():
+    torch.manual_seed(0)
+    fusion = AECFusion({"a": 8, "b": 4, "c": 6}, 16).eval()
+    emb = {"a": torch.randn(5, 8), "b": torch.randn(5, 4), "c": torch.randn(5, 6)}
+    clean = fusion(emb)
+    emb["a"][2, 1] = 1e30
+    out = fusion(emb)
+    assert torch.isfinite(out.fused).all() and torch.isfinite(out.weights).all()
+    keep = torch.tensor([0, 1, 3, 4])
+    assert torch.allclose(out.fused[keep], clean.fused[keep])
+
+
+@pytest.mark.parametrize("bad", [float("nan"), float("inf"), float("-inf")])
+def test_non_finite_embedding_row_is_treated_as_absent(bad):
+    torch.manual_seed(0)
+    fusion = AECFusion({"a": 8, "b": 4}, 16).eval()
+    emb = {"a": torch.randn(3, 8), "b": torch.randn(3, 4)}
+    emb["a"][1, 0] = bad
+    out = fusion(emb)
+    assert out.present.tolist() == [[True, True], [False, True], [True, True]]
+    assert out.weights[1].tolist() == [0.0, 1.0]
+    only_b = fusion(emb, torch.tensor([[True, True], [False, True], [True, True]]))
+    assert torch.equal(out.fused, only_b.fused)
+    assert torch.isfinite(out.fused).all()
+
+
+def test_half_precision_projection_stays_finite_at_the_input_limit():
+    from aecf_ros.core import INPUT_ABS_LIMIT
+    from aecf_ros.core.fusion import ModalityProjection
+
+    torch.manual_seed(0)
+    proj = ModalityProjection(384, 64)
+    x = torch.randn(2, 384) * INPUT_ABS_LIMIT / 4
+    x[0, 0] = INPUT_ABS_LIMIT
+    ref = proj(x)
+    half = proj.half()(x.half())
+    assert torch.isfinite(half).all()
+    assert torch.allclose(half.float(), ref, atol=5e-2)
+
+
+# ---------------------------------------------------------------- recommended defaults (issue 12)
+def test_default_aecfusion_has_the_rank_curriculum_and_presence_tokens():
+    fusion = AECFusion({"a": 4, "b": 4, "c": 4}, 8)
+    assert fusion.curriculum == CurriculumConfig() and fusion.curriculum.rule == "rank"
+    assert fusion.presence_tokens and fusion.missing_token.shape == (3, 8)
+    assert AECFusion({"a": 4}, 8, curriculum=None).curriculum is None
+
+
+def test_rank_curriculum_masks_at_its_mean_rate_even_with_a_uniform_gate():
+    torch.manual_seed(0)
+    cfg = CurriculumConfig(min_rate=0.2, max_rate=0.7, warmup_steps=0)
+    fusion = AECFusion({"a": 4, "b": 4, "c": 4}, 8, curriculum=cfg).train()
+    # a uniform gate: entropy 1 everywhere, so the absolute rule would mask nothing
+    for p in fusion.gate.parameters():
+        torch.nn.init.zeros_(p)
+    emb = {k: torch.randn(4000, 4) for k in "abc"}
+    present = torch.ones(4000, 3, dtype=torch.bool)
+    out = fusion(emb, present)
+    dropped = (~out.present).sum(-1).float()
+    # Binomial(n_present - 1 = 2, p) per row with mean p 0.45: 0.9 modalities a row
+    assert dropped.mean().item() == pytest.approx(2 * 0.45, abs=0.06)
+    assert out.present.sum(-1).min() >= 1
+    legacy = AECFusion({"a": 4, "b": 4, "c": 4}, 8,
+                       curriculum=CurriculumConfig(rule="entropy", base_rate=1.0, warmup_steps=0)).train()
+    for p in legacy.gate.parameters():
+        torch.nn.init.zeros_(p)
+    assert (~legacy(emb, present).present).sum().item() == 0
+
+
+def test_presence_tokens_mark_the_missing_modality_in_the_fused_vector():
+    torch.manual_seed(0)
+    fusion = AECFusion({"a": 4, "b": 4}, 8, curriculum=None).eval()
+    with torch.no_grad():
+        fusion.missing_token.copy_(torch.arange(16.0).view(2, 8))
+    emb = {"a": torch.randn(3, 4), "b": torch.randn(3, 4)}
+    present = torch.tensor([[True, True], [True, False], [False, False]])
+    out = fusion(emb, present)
+    plain = AECFusion({"a": 4, "b": 4}, 8, curriculum=None, presence_tokens=False).eval()
+    plain.load_state_dict({k: v for k, v in fusion.state_dict().items() if k != "missing_token"})
+    ref = plain(emb, present)
+    assert torch.allclose(out.fused[0], ref.fused[0])
+    assert torch.allclose(out.fused[1], ref.fused[1] + fusion.missing_token[1])
+    assert torch.equal(out.fused[2], torch.zeros(8))  # no input stays exactly zero

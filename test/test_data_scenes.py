@@ -6,8 +6,10 @@ import numpy as np
 import pytest
 
 from aecf_ros.data.classes import CLASS_INDEX, CLASS_NAMES, NUM_CLASSES
+from aecf_ros.data.coverage import modality_coverage
 from aecf_ros.data.scenes import (MIN_CAMERA_PIXELS, MIN_LIDAR_POINTS, SOURCE_GROUND, Scene, SceneConfig,
-                                  build_arrays, generate_scene, generate_scenes, modality_coverage)
+                                  generate_scene, generate_scenes)
+from aecf_ros.train.arrays import build_arrays
 
 N_SCENES = 100
 

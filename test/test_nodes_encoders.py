@@ -30,7 +30,7 @@ def graph(tmp_path_factory):
 
     from aecf_ros.msg import FusedPrediction, ModalityEmbedding
     from aecf_ros.nodes.camera_encoder import CameraEncoderNode
-    from aecf_ros.nodes.common import bring_up
+    from aecf_ros.nodes.lifecycle import bring_up
     from aecf_ros.nodes.fusion_node import FusionNode
     from aecf_ros.nodes.lidar_encoder import LidarEncoderNode
     from aecf_ros.nodes.text_encoder import TextEncoderNode
@@ -99,7 +99,7 @@ def _scene():
 @pytest.mark.parametrize("encoding, padding", [("rgb8", 0), ("bgr8", 4), ("rgba8", 0), ("bgra8", 12),
                                                ("mono8", 3), ("mono16", 0)])
 def test_image_encodings_give_model_embedding_with_stamp_copied(graph, encoding, padding):
-    from aecf_ros.runtime.scene_msgs import image_msg
+    from aecf_ros.sim.scene_msgs import image_msg
 
     scene = _scene()
     msg = image_msg(scene.image, 123.456, encoding=encoding, step_padding=padding)
@@ -116,7 +116,7 @@ def test_image_encodings_give_model_embedding_with_stamp_copied(graph, encoding,
 
 @pytest.mark.parametrize("fmt", ["png", "jpeg"])
 def test_compressed_image_encoded(graph, fmt):
-    from aecf_ros.runtime.scene_msgs import compressed_image_msg
+    from aecf_ros.sim.scene_msgs import compressed_image_msg
 
     scene = _scene()
     msg = compressed_image_msg(scene.image, 7.5, format=fmt)
@@ -137,7 +137,7 @@ def test_compressed_image_encoded(graph, fmt):
 
 @pytest.mark.parametrize("layout_name", ["xyzi", "xyz", "velodyne", "ouster", "livox_uint8_intensity"])
 def test_pointcloud_layouts_give_model_embedding(graph, layout_name):
-    from aecf_ros.runtime.scene_msgs import CloudLayout, pointcloud2_msg
+    from aecf_ros.sim.scene_msgs import CloudLayout, pointcloud2_msg
 
     scene = _scene()
     layout = getattr(CloudLayout, layout_name)()
@@ -169,7 +169,7 @@ def _bad_inputs():
     from sensor_msgs.msg import CompressedImage, Image
     from std_msgs.msg import String
 
-    from aecf_ros.runtime.scene_msgs import CloudLayout, image_msg, pointcloud2_msg
+    from aecf_ros.sim.scene_msgs import CloudLayout, image_msg, pointcloud2_msg
 
     scene = _scene()
     out = []
@@ -197,8 +197,8 @@ def _bad_inputs():
 
 
 def test_bad_inputs_counted_in_diagnostics_and_node_keeps_running(graph):
-    from aecf_ros.nodes.common import level_value
-    from aecf_ros.runtime.scene_msgs import image_msg, pointcloud2_msg
+    from aecf_ros.nodes.diagnostics import level_value
+    from aecf_ros.sim.scene_msgs import image_msg, pointcloud2_msg
     from std_msgs.msg import String
 
     bad = _bad_inputs()
@@ -235,7 +235,7 @@ def test_bad_inputs_counted_in_diagnostics_and_node_keeps_running(graph):
 
 
 def test_sensor_messages_become_predictions(graph):
-    from aecf_ros.runtime.scene_msgs import scene_messages
+    from aecf_ros.sim.scene_msgs import scene_messages
 
     now = graph.driver.get_clock().now().nanoseconds * 1e-9
     msgs = scene_messages(_scene(), now)
@@ -257,9 +257,10 @@ def test_encoder_reports_quiet_input_as_warn_with_age_and_ok_when_it_resumes(gra
     from rclpy.parameter import Parameter
     from sensor_msgs.msg import PointCloud2
 
-    from aecf_ros.nodes.common import OK, WARN, bring_up, level_value
+    from aecf_ros.nodes.diagnostics import OK, WARN, level_value
+    from aecf_ros.nodes.lifecycle import bring_up
     from aecf_ros.nodes.lidar_encoder import LidarEncoderNode
-    from aecf_ros.runtime.scene_msgs import pointcloud2_msg
+    from aecf_ros.sim.scene_msgs import pointcloud2_msg
 
     node = LidarEncoderNode(node_name="quiet_lidar_encoder", context=graph.context,
                             parameter_overrides=graph.overrides + [Parameter("input_quiet_s", value=0.3),
@@ -314,7 +315,7 @@ def test_drop_logs_are_throttled_per_reason_so_a_burst_does_not_hide_another_rea
     import torch
 
     from aecf_ros.runtime.drop_log import PerReasonThrottle
-    from aecf_ros.runtime.scene_msgs import image_msg
+    from aecf_ros.sim.scene_msgs import image_msg
 
     camera = graph.nodes["camera"]
     log = RecordingLogger(camera.get_logger())
@@ -356,7 +357,7 @@ def test_node_clock_stepping_back_a_little_is_not_an_out_of_order_drop(graph):
     message is still encoded and published, so it must not also be counted as dropped."""
     from std_msgs.msg import String
 
-    from aecf_ros.nodes.common import now_sec
+    from aecf_ros.nodes.stamps import now_sec
 
     node = graph.nodes["text"]
     _send_and_wait(graph, "text", String(data="a person"), "text")

@@ -208,7 +208,7 @@ def test_all_dead_publishes_nothing_and_diagnostics_say_why(fusion_graph):
         assert diag is not None
         assert "no_modality_present" in diag.message
         from test_nodes_support import diag_values as dv
-        from aecf_ros.nodes.common import level_value
+        from aecf_ros.nodes.diagnostics import level_value
         assert level_value(diag.level) == 2
         n0 = len(d.predictions)
         spin_for(d.executor, 0.5)

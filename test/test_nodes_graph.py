@@ -14,7 +14,7 @@ import numpy as np
 import pytest
 import yaml
 
-from aecf_ros.nodes import graph
+from aecf_ros import graph
 from test_nodes_support import REPO_ROOT, make_model_file, spin_until
 
 LAUNCH_FILE = REPO_ROOT / "launch" / "aecf.launch.py"
@@ -23,7 +23,7 @@ LAUNCH_FILE = REPO_ROOT / "launch" / "aecf.launch.py"
 def test_launch_file_derives_nodes_from_graph():
     tree = ast.parse(LAUNCH_FILE.read_text())
     imports = {(n.module, a.name) for n in ast.walk(tree) if isinstance(n, ast.ImportFrom) for a in n.names}
-    assert ("aecf_ros.nodes", "graph") in imports
+    assert ("aecf_ros", "graph") in imports
     source = LAUNCH_FILE.read_text()
     for needle in ("graph.NODES", "graph.TOPIC_ARGUMENTS", "spec.executable", "spec.name", "spec.remaps"):
         assert needle in source
@@ -32,6 +32,28 @@ def test_launch_file_derives_nodes_from_graph():
         assert spec.name not in literals and spec.executable not in literals
     for topic in graph.TOPIC_ARGUMENTS.values():
         assert topic not in literals
+
+
+def test_max_abs_embedding_default_is_the_core_input_limit():
+    """graph.py imports nothing, so it writes the literal; it must be the core's bound."""
+    from aecf_ros.core import INPUT_ABS_LIMIT
+    from aecf_ros.runtime.fusion_engine import FusionSettings
+
+    assert graph.DEFAULT_MAX_ABS_EMBEDDING == INPUT_ABS_LIMIT
+    spec = {p.name: p for p in graph.FUSION_PARAMETERS}["max_abs_embedding"]
+    assert spec.default == INPUT_ABS_LIMIT and spec.range[1] == INPUT_ABS_LIMIT
+    assert FusionSettings().max_abs_embedding == INPUT_ABS_LIMIT
+
+
+def test_input_limit_defaults_come_from_graph():
+    from aecf_ros.runtime.input_limits import InputLimits
+
+    limits = InputLimits()
+    assert limits.max_pixels == graph.DEFAULT_MAX_PIXELS
+    assert limits.max_text_chars == graph.DEFAULT_MAX_TEXT_CHARS
+    table = {p.name: p.default for p in graph.ENCODER_PARAMETERS["camera"] + graph.ENCODER_PARAMETERS["text"]}
+    assert table["max_pixels"] == graph.DEFAULT_MAX_PIXELS
+    assert table["max_text_chars"] == graph.DEFAULT_MAX_TEXT_CHARS
 
 
 def _fake_launch_modules():
@@ -101,7 +123,7 @@ def test_scripts_and_cmake_match_graph():
 
 @pytest.mark.parametrize("config", ["aecf.yaml", "aggressive_timeouts.yaml"])
 def test_config_files_only_set_declared_parameters_with_valid_values(config):
-    from aecf_ros.nodes.common import check_choice
+    from aecf_ros.nodes.parameters import check_choice
 
     data = yaml.safe_load((REPO_ROOT / "config" / config).read_text())
     names = {s.name for s in graph.NODES}
@@ -162,7 +184,7 @@ def test_aecf_ros_run_brings_whole_graph_up_from_sensor_messages(tmp_path):
 
     from aecf_ros.data.scenes import generate_scene
     from aecf_ros.msg import FusedPrediction
-    from aecf_ros.runtime.scene_msgs import scene_messages
+    from aecf_ros.sim.scene_msgs import scene_messages
     from test_nodes_support import NodeProcess
 
     model_path, _ = make_model_file(tmp_path)

@@ -111,7 +111,7 @@ def test_ctrl_c_ends_fusion_node_executable_cleanly(tmp_path, moment, marker, af
 def test_rcl_error_is_a_normal_end_only_once_the_context_is_gone():
     from rclpy.impl.implementation_singleton import rclpy_implementation as _rclpy
 
-    from aecf_ros.nodes.common import RosSession
+    from aecf_ros.nodes.session import RosSession
 
     # what a signal landing while the executor builds a wait set looks like
     with RosSession(handle_signals=False) as ros:

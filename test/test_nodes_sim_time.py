@@ -27,7 +27,7 @@ def test_fusion_on_sim_time_with_clock_and_bag_loop(tmp_path):
     from rosgraph_msgs.msg import Clock
 
     from aecf_ros.msg import FusedPrediction, ModalityEmbedding
-    from aecf_ros.nodes.common import sec_to_stamp
+    from aecf_ros.nodes.stamps import sec_to_stamp
 
     model_path, model = make_model_file(tmp_path)
     proc = NodeProcess("aecf_ros.nodes.fusion_node",

@@ -45,7 +45,7 @@ def g(tmp_path_factory):
 
     from aecf_ros.msg import FusedPrediction, ModalityEmbedding
     from aecf_ros.nodes.camera_encoder import CameraEncoderNode
-    from aecf_ros.nodes.common import bring_up
+    from aecf_ros.nodes.lifecycle import bring_up
     from aecf_ros.nodes.fusion_node import FusionNode
     from aecf_ros.nodes.lidar_encoder import LidarEncoderNode
     from aecf_ros.nodes.text_encoder import TextEncoderNode
@@ -128,7 +128,7 @@ def _now(d) -> float:
 def _good_msg(d, pub):
     from std_msgs.msg import String
 
-    from aecf_ros.runtime.scene_msgs import compressed_image_msg, image_msg, pointcloud2_msg
+    from aecf_ros.sim.scene_msgs import compressed_image_msg, image_msg, pointcloud2_msg
 
     scene, now = _scene(), _now(d)
     return {"image": lambda: image_msg(scene.image, now),
@@ -147,7 +147,7 @@ def _send_good(d, pub):
 
 def _embedding(d, modality, values=None, stamp=None, encoder_id=None, seq=0, label=None):
     from aecf_ros.msg import ModalityEmbedding
-    from aecf_ros.nodes.common import sec_to_stamp
+    from aecf_ros.nodes.stamps import sec_to_stamp
 
     msg = ModalityEmbedding()
     msg.header.stamp = sec_to_stamp(_now(d) if stamp is None else stamp)
@@ -202,7 +202,7 @@ def _sensor_catalogue():
     from sensor_msgs.msg import CompressedImage, Image, PointField
     from std_msgs.msg import String
 
-    from aecf_ros.runtime.scene_msgs import image_msg, pointcloud2_msg
+    from aecf_ros.sim.scene_msgs import image_msg, pointcloud2_msg
 
     def img(**change):
         def build(scene):
@@ -357,7 +357,7 @@ def test_bad_embedding_dropped_counted_and_predictions_stay_finite(g, case_id):
         _assert_sane(p)
         assert p.modality_present[list(p.modalities).index(modality)]  # the good evidence is kept
     output = g.diag["fusion_node: output"]
-    from aecf_ros.nodes.common import level_value
+    from aecf_ros.nodes.diagnostics import level_value
 
     assert level_value(output.level) != 2, output.message  # never ERROR: the output is fine
 
@@ -365,7 +365,7 @@ def test_bad_embedding_dropped_counted_and_predictions_stay_finite(g, case_id):
 # ------------------------------------------------------------------ inputs that are accepted
 def test_big_endian_cloud_decoded_like_little_endian(g):
     """Issue 11 item 4: big-endian clouds are decoded (like sensor_msgs_py), not rejected."""
-    from aecf_ros.runtime.scene_msgs import CloudLayout, pointcloud2_msg
+    from aecf_ros.sim.scene_msgs import CloudLayout, pointcloud2_msg
 
     scene = _scene()
     now = _now(g)
@@ -413,7 +413,7 @@ def test_encoder_estimates_lost_sensor_inputs_from_stamp_gaps(g):
     expected rate are counted as lost_estimate."""
     from rclpy.parameter import Parameter
 
-    from aecf_ros.runtime.scene_msgs import pointcloud2_msg
+    from aecf_ros.sim.scene_msgs import pointcloud2_msg
 
     node = g.nodes["lidar"]
     assert node.set_parameters([Parameter("expected_rate_hz", value=10.0)])[0].successful
@@ -434,7 +434,7 @@ def test_encoder_warns_when_its_sensor_arrives_too_slowly(g):
     """Issue 11 item 8: a 30 Hz camera arriving at 5 Hz is WARN in the encoder's input status."""
     from rclpy.parameter import Parameter
 
-    from aecf_ros.nodes.common import level_value
+    from aecf_ros.nodes.diagnostics import level_value
 
     node = g.nodes["camera"]
     assert node.set_parameters([Parameter("expected_rate_hz", value=30.0)])[0].successful
@@ -502,7 +502,7 @@ def test_future_stamp_tolerance_follows_the_modality_timeout(g):
 
 def test_fusion_warns_when_a_sensor_arrives_below_its_expected_rate(g):
     """Issue 11 item 8: expected_rate_hz.text = 30; text embeddings at <= 5 Hz -> WARN."""
-    from aecf_ros.nodes.common import level_value
+    from aecf_ros.nodes.diagnostics import level_value
 
     status = "timing_fusion: text"
 
@@ -537,7 +537,7 @@ def test_fusion_withholds_a_non_finite_prediction_and_reports_error(g):
     model's output is forced non-finite), nothing is published and /diagnostics says ERROR."""
     import torch
 
-    from aecf_ros.nodes.common import level_value
+    from aecf_ros.nodes.diagnostics import level_value
 
     engine = g.nodes["timing"].engine
     real_predict = engine.model.predict

@@ -4,7 +4,7 @@ import numpy as np
 import pytest
 from std_msgs.msg import String
 
-from aecf_ros.nodes import graph
+from aecf_ros import graph
 from aecf_ros.runtime.conversions import ConversionError
 from aecf_ros.runtime.drop_log import PerReasonThrottle
 from aecf_ros.runtime.inputs import MODALITY_INPUTS, check_embedding, prepare_input
@@ -22,20 +22,47 @@ def test_table_matches_the_graph_definition():
         assert "input_quiet_s" in params
 
 
-def test_encoder_nodes_and_evaluate_bag_hold_no_input_logic_of_their_own():
-    import aecf_ros.bag.cmd_evaluate_bag as evaluate_bag
-    from aecf_ros.nodes.camera_encoder import CameraEncoderNode
-    from aecf_ros.nodes.lidar_encoder import LidarEncoderNode
-    from aecf_ros.nodes.text_encoder import TextEncoderNode
+@pytest.mark.ros
+def test_encoder_node_and_evaluate_bag_both_apply_the_tables_input_check(tmp_path, monkeypatch, rclpy_context):
+    """Change the table's text check: the live text encoder and evaluate-bag both drop every text
+    by the new reason. A path that kept an input table or check of its own would not."""
+    import dataclasses
 
-    for cls in (CameraEncoderNode, LidarEncoderNode, TextEncoderNode):
-        assert not hasattr(cls, "inputs") and not hasattr(cls, "check_raw"), cls
-    assert not hasattr(evaluate_bag, "encoder_inputs") and not hasattr(evaluate_bag, "EXPECTED_TYPES")
+    from aecf_ros.apps.evaluate_bag import evaluate_bag, load_model_for_eval
+    from aecf_ros.apps.make_bag import BagSpec, write_scene_bag
+    from aecf_ros.nodes.lifecycle import bring_up
+    from aecf_ros.nodes.text_encoder import TextEncoderNode
+    from aecf_ros.runtime import inputs
+    from aecf_ros.runtime.drop_plan import build_plan
+    from rclpy.parameter import Parameter
+    from test_nodes_support import make_model_file
+
+    monkeypatch.setitem(inputs.MODALITY_INPUTS, "text",
+                        dataclasses.replace(inputs.MODALITY_INPUTS["text"], check_raw=lambda text: "probe_reason"))
+
+    bag = tmp_path / "bag"
+    write_scene_bag(bag, BagSpec(duration_s=2.0, scene_hold_s=1.0, camera_hz=2.0, lidar_hz=2.0, text_hz=2.0,
+                                 ground_truth_hz=1.0))
+    model, name = load_model_for_eval("untrained", log=lambda *_: None)
+    ev = evaluate_bag(bag, build_plan(), model, name, log=lambda *_: None)
+    assert ev.input_drops["text"].get("probe_reason", 0) >= 3, ev.input_drops
+
+    model_path, _ = make_model_file(tmp_path)
+    node = TextEncoderNode(context=rclpy_context, parameter_overrides=[
+        Parameter("model_path", value=str(model_path)), Parameter("device", value="cpu")])
+    try:
+        assert bring_up(node)
+        (kind,) = inputs.MODALITY_INPUTS["text"].kinds
+        for _ in range(3):
+            node._on_message(kind, String(data="a car ahead"))
+        assert node.monitor.drops["probe_reason"] == 3 and node.encoded == 0
+    finally:
+        node.destroy_node()
 
 
 def test_header_stamp_or_receive_time():
     from aecf_ros.data.scenes import generate_scene
-    from aecf_ros.runtime.scene_msgs import image_msg, pointcloud2_msg
+    from aecf_ros.sim.scene_msgs import image_msg, pointcloud2_msg
 
     scene = generate_scene(0, seed=3)
     cam = prepare_input("camera", "sensor_msgs/msg/Image", image_msg(scene.image, 12.25), receive_time=99.0)
@@ -52,7 +79,7 @@ def test_header_stamp_or_receive_time():
     ("camera", "sensor_msgs/msg/Image", "yuv", "unsupported_encoding"),
 ])
 def test_unusable_inputs_raise_with_the_drop_reason(modality, msgtype, make, reason):
-    from aecf_ros.runtime.scene_msgs import image_msg, pointcloud2_msg
+    from aecf_ros.sim.scene_msgs import image_msg, pointcloud2_msg
 
     if make == "nan_cloud":
         msg = pointcloud2_msg(np.full((10, 4), np.nan, np.float32), 1.0)

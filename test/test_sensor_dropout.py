@@ -28,7 +28,7 @@ def test_relay_passes_drops_and_delays_by_plan(rclpy_context):
     from std_msgs.msg import String
 
     from aecf_ros.nodes.sensor_dropout import SensorDropoutNode
-    from aecf_ros.runtime.scene_msgs import pointcloud2_msg
+    from aecf_ros.sim.scene_msgs import pointcloud2_msg
 
     import numpy as np
 

@@ -38,7 +38,7 @@ def small_model(directory: Path) -> Path:
 
 class NodeProc:
     def __init__(self, name: str, model_path: Path, log_dir: Path, extra: Optional[list[str]] = None):
-        from aecf_ros.nodes import graph
+        from aecf_ros import graph
 
         self.name, self.model_path, self.log_dir, self.extra = name, model_path, log_dir, extra or []
         self.spec = graph.node_spec(name)
@@ -46,7 +46,7 @@ class NodeProc:
         self.starts = 0
 
     def start(self) -> None:
-        from aecf_ros.nodes import graph
+        from aecf_ros import graph
 
         # the shipped params file (expected sensor rates, bounds), then this run's overrides
         args = ["--params-file", str(REPO / "config" / "aecf.yaml"),
@@ -93,8 +93,8 @@ class Driver:
 
         from aecf_ros.data.scenes import generate_scene
         from aecf_ros.msg import FusedPrediction
-        from aecf_ros.nodes import graph
-        from aecf_ros.runtime.scene_msgs import scene_messages
+        from aecf_ros import graph
+        from aecf_ros.sim.scene_msgs import scene_messages
 
         self.context = rclpy.context.Context()
         rclpy.init(context=self.context)

@@ -146,10 +146,10 @@ def deserialize(raw: bytes, msgtype: str):
 
 def message_class(msgtype: str):
     """rclpy message class of ``pkg/msg/Name`` (BagError when no Python package provides it)."""
-    import importlib
+    from aecf_ros.nodes.message_types import UnknownMessageType
+    from aecf_ros.nodes.message_types import message_class as ros_message_class
 
-    package, _, name = msgtype.replace("/msg/", "/").partition("/")
     try:
-        return getattr(importlib.import_module(f"{package}.msg"), name)
-    except (ImportError, AttributeError, ValueError):
-        raise BagError(f"unknown message type {msgtype} (no Python message package installed for it)") from None
+        return ros_message_class(msgtype)
+    except UnknownMessageType as exc:
+        raise BagError(str(exc)) from None

@@ -1,7 +1,7 @@
 """The publish schedule of a bag under a drop plan (ROS-free; shared by replay and evaluate-bag).
 
 :func:`planned_messages` reads a bag in time order, passes every message through a
-:class:`~aecf_ros.bag.drop_plan.PlanApplier` and yields what should go out and when, in
+:class:`~aecf_ros.runtime.drop_plan.PlanApplier` and yields what should go out and when, in
 publish-time order (a delayed message goes out after undelayed ones recorded later). Replay
 sleeps until each time and publishes the bytes; evaluate-bag feeds them to the encoders and
 the fusion engine on a simulated clock: both therefore see exactly the same messages.
@@ -13,7 +13,7 @@ import itertools
 from dataclasses import dataclass
 from typing import Iterable, Iterator, Sequence
 
-from aecf_ros.bag.drop_plan import DropPlan, PlanApplier
+from aecf_ros.runtime.drop_plan import DropPlan, PlanApplier
 
 
 @dataclass

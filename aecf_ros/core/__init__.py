@@ -3,6 +3,7 @@
 Public API is re-exported here; see docs/ARCHITECTURE.md for the fusion interface contract.
 """
 from .baselines import (
+    AECF_ABLATIONS,
     FUSION_METHODS,
     AttentionFusion,
     ConcatFusion,
@@ -20,18 +21,20 @@ from .calibration import (
     platt_scale,
     reliability_curve,
 )
-from .fusion import AECFusion, CurriculumConfig, FusionOutput
+from .fusion import INPUT_ABS_LIMIT, AECFusion, CurriculumConfig, FusionOutput
 from .losses import AECFObjective
 from .metrics import average_precision, confidence_rise_rate, macro_map
 
 __all__ = [
     "AECFusion",
     "CurriculumConfig",
+    "INPUT_ABS_LIMIT",
     "FusionOutput",
     "ConcatFusion",
     "MeanFusion",
     "AttentionFusion",
     "FUSION_METHODS",
+    "AECF_ABLATIONS",
     "build_fusion",
     "objective_flags",
     "AECFObjective",

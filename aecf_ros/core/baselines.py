@@ -11,6 +11,7 @@ For concat and mean, ``weights`` reports uniform weights over the present modali
 """
 from __future__ import annotations
 
+import dataclasses
 from typing import Dict, Mapping, Optional
 
 import torch
@@ -24,6 +25,7 @@ __all__ = [
     "MeanFusion",
     "AttentionFusion",
     "FUSION_METHODS",
+    "AECF_ABLATIONS",
     "build_fusion",
     "objective_flags",
     "moddrop_mask",
@@ -121,7 +123,8 @@ class AttentionFusion(AECFusion):
                  moddrop_p: float = 0.0, generator: Optional[torch.Generator] = None) -> None:
         if not (isinstance(moddrop_p, (int, float)) and 0.0 <= moddrop_p <= 1.0):
             raise ValueError(f"moddrop_p has to be between 0 and 1, but got {moddrop_p}")
-        super().__init__(input_dims, embed_dim, curriculum=None, gate_hidden=gate_hidden, generator=generator)
+        super().__init__(input_dims, embed_dim, curriculum=None, gate_hidden=gate_hidden,
+                         presence_tokens=False, generator=generator)
         self.moddrop_p = float(moddrop_p)
 
     def _training_mask_enabled(self) -> bool:
@@ -141,23 +144,38 @@ FUSION_METHODS = (
     "aecf_no_curriculum",
     "aecf_no_entropy",
     "aecf_no_calibration",
+    "aecf_no_distillation",
+    "aecf_no_presence",
+    "aecf_entropy_rule",
 )
+
+#: AECF ablations: method name -> what it switches off (one part each; "aecf" is the full method).
+AECF_ABLATIONS = {
+    "aecf_no_curriculum": "no masking curriculum (full inputs + objective only)",
+    "aecf_no_entropy": "no entropy regulariser",
+    "aecf_no_calibration": "no subset-calibration hinge",
+    "aecf_no_distillation": "no subset-to-full self-distillation",
+    "aecf_no_presence": "no learned missing-modality tokens",
+    "aecf_entropy_rule": "original absolute curriculum p = base_rate (1 - H) instead of the batch rank",
+}
 
 
 def objective_flags(method: str) -> Dict[str, bool]:
     """Which :class:`~aecf_ros.core.losses.AECFObjective` terms a method trains with.
 
-    Returns ``{"use_entropy": bool, "use_infonce": bool, "use_calibration": bool}``, ready for
-    ``AECFObjective(**objective_flags(method))``. Baselines train on the task loss only.
+    Returns ``{"use_entropy", "use_infonce", "use_calibration", "use_distillation"}`` (bools),
+    ready for ``AECFObjective(**objective_flags(method))``. Baselines train on the task loss only.
     """
     if method not in FUSION_METHODS:
         raise ValueError(f"unknown fusion method '{method}'; expected one of {list(FUSION_METHODS)}")
     if not method.startswith("aecf"):
-        return {"use_entropy": False, "use_infonce": False, "use_calibration": False}
+        return {"use_entropy": False, "use_infonce": False, "use_calibration": False,
+                "use_distillation": False}
     return {
         "use_entropy": method != "aecf_no_entropy",
         "use_infonce": True,
         "use_calibration": method != "aecf_no_calibration",
+        "use_distillation": method != "aecf_no_distillation",
     }
 
 
@@ -165,8 +183,9 @@ def build_fusion(method: str, input_dims: Mapping[str, int], embed_dim: int = 12
     """Build a fusion module by name (one of ``FUSION_METHODS``).
 
     Keyword arguments go to the constructor: ``hidden`` (concat); ``gate_hidden``, ``generator``
-    (attention/moddrop/aecf*); ``moddrop_p`` (moddrop, default 0.3); ``curriculum`` (aecf,
-    aecf_no_entropy, aecf_no_calibration; default ``CurriculumConfig()``).
+    (attention/moddrop/aecf*); ``moddrop_p`` (moddrop, default 0.3); ``curriculum`` (aecf and
+    its ablations that keep a curriculum; default ``CurriculumConfig()``; ``aecf_entropy_rule``
+    forces ``rule="entropy"``); ``presence_tokens`` (aecf*, forced off by ``aecf_no_presence``).
     """
     if method not in FUSION_METHODS:
         raise ValueError(f"unknown fusion method '{method}'; expected one of {list(FUSION_METHODS)}")
@@ -184,5 +203,9 @@ def build_fusion(method: str, input_dims: Mapping[str, int], embed_dim: int = 12
     if method == "aecf_no_curriculum":
         kw.pop("curriculum", None)
         return AECFusion(input_dims, embed_dim, curriculum=None, **kw)
+    if method == "aecf_no_presence":
+        kw["presence_tokens"] = False
     curriculum = kw.pop("curriculum", None) or CurriculumConfig()
+    if method == "aecf_entropy_rule":
+        curriculum = dataclasses.replace(curriculum, rule="entropy")
     return AECFusion(input_dims, embed_dim, curriculum=curriculum, **kw)

@@ -31,11 +31,13 @@ __all__ = [
     "masked_softmax",
     "gate_entropy",
     "curriculum_mask_probability",
+    "ranked_mask_probability",
     "sample_curriculum_mask",
     "entropy_regulariser",
     "entropy_coefficient_schedule",
     "info_nce",
     "subset_calibration_penalty",
+    "subset_distillation",
     "binary_confidence",
 ]
 
@@ -139,6 +141,52 @@ def curriculum_mask_probability(entropy: Tensor, base_rate: float, warmup_factor
         raise ValueError(f"entropy must be a Tensor[B], but got {shape}")
     h = entropy.detach().float().clamp(0.0, 1.0)
     return (float(base_rate) * float(warmup_factor)) * (1.0 - h)
+
+
+def ranked_mask_probability(
+    entropy: Tensor, eligible: Tensor, min_rate: float, max_rate: float, warmup_factor: float = 1.0
+) -> Tensor:
+    """Per-sample masking probability from the RANK of each sample's gate entropy in its batch.
+
+    ``p_b = warmup * (min_rate + (max_rate - min_rate) * f_b)`` with ``f_b`` in [0, 1] the
+    fraction of eligible samples in the batch whose entropy is higher than sample b's (ties share
+    their mean rank): the sample whose gate leans hardest on one sensor gets ``max_rate``, the
+    most uncertain one ``min_rate``, whatever the absolute entropy level. An absolute rule such
+    as ``base_rate * (1 - H)`` is switched off by the entropy regulariser it trains with (which
+    holds H near 1); the rank cannot be: the mean rate is ``(min_rate + max_rate) / 2`` in every
+    batch. The entropy is detached (the curriculum is data augmentation, not a training signal).
+
+    Args:
+        entropy (Tensor[B]): normalised gate entropy.
+        eligible (BoolTensor[B]): rows that can be masked at all (>= 2 present); the others get 0
+            and do not take part in the ranking.
+        min_rate, max_rate (float): 0 <= min_rate <= max_rate <= 1.
+        warmup_factor (float): ramp in [0, 1].
+
+    Returns:
+        Tensor[B] float32 in [0, max_rate * warmup_factor]; 0 where not eligible.
+    """
+    for name, value in (("min_rate", min_rate), ("max_rate", max_rate), ("warmup_factor", warmup_factor)):
+        if isinstance(value, bool) or not (isinstance(value, (int, float)) and 0.0 <= value <= 1.0):
+            raise ValueError(f"{name} has to be between 0 and 1, but got {value!r}")
+    if min_rate > max_rate:
+        raise ValueError(f"min_rate has to be <= max_rate, but got {min_rate} > {max_rate}")
+    if not isinstance(entropy, Tensor) or entropy.dim() != 1:
+        shape = tuple(entropy.shape) if isinstance(entropy, Tensor) else type(entropy).__name__
+        raise ValueError(f"entropy must be a Tensor[B], but got {shape}")
+    if not isinstance(eligible, Tensor) or eligible.dtype != torch.bool or eligible.shape != entropy.shape:
+        raise ValueError(f"eligible must be a BoolTensor[{entropy.shape[0]}]")
+    with torch.no_grad():
+        h = entropy.detach().float()
+        elig = eligible.to(h.device)
+        n = elig.sum().float()
+        # f_b = (#eligible with H > H_b + 0.5 * #eligible ties other than b) / (n - 1)
+        higher = (h.unsqueeze(0) > h.unsqueeze(1)) & elig.unsqueeze(0)
+        ties = (h.unsqueeze(0) == h.unsqueeze(1)) & elig.unsqueeze(0)
+        score = higher.sum(1).float() + 0.5 * (ties.sum(1).float() - 1.0)
+        frac = torch.where(n > 1, score / (n - 1).clamp(min=1.0), torch.full_like(score, 0.5))
+        prob = float(warmup_factor) * (float(min_rate) + (float(max_rate) - float(min_rate)) * frac.clamp(0.0, 1.0))
+        return torch.where(elig, prob, torch.zeros_like(prob))
 
 
 def sample_curriculum_mask(
@@ -347,3 +395,43 @@ def subset_calibration_penalty(
         return excess.mean()
     rows = row_mask.float().unsqueeze(1).expand_as(excess)
     return (excess * rows).sum() / rows.sum().clamp(min=1.0)
+
+
+def subset_distillation(
+    logits_subset: Tensor, logits_full: Tensor, row_mask: Optional[Tensor] = None
+) -> Tensor:
+    """Self-distillation of a modality subset toward the full-set prediction (multi-label).
+
+    Soft-target BCE ``BCE(sigmoid(l_sub), stopgrad(sigmoid(l_full)))`` per (sample, class), minus
+    the teacher's own entropy so the loss is 0 when the subset agrees with the full set (a KL
+    divergence per Bernoulli; same gradient as the plain soft-target BCE). The teacher is
+    detached: the subset learns to predict what the model would say with every sensor, the full
+    set is not pulled toward the weaker subset.
+
+    Args:
+        logits_subset (Tensor[B, C]): logits from the masked modality subset.
+        logits_full (Tensor[B, C]): logits from all available modalities (detached inside).
+        row_mask (BoolTensor[B], optional): rows to average over (where the subset really lost a
+            modality); all rows when None.
+
+    Returns:
+        Tensor[] scalar float32 >= 0; 0 (attached to the graph) if ``row_mask`` selects nothing.
+    """
+    _check_same_shape(logits_subset, logits_full, "logits_subset", "logits_full")
+    if logits_subset.dim() != 2:
+        raise ValueError(f"logits must have shape [B, C], but got {tuple(logits_subset.shape)}")
+    if row_mask is not None and (row_mask.dtype != torch.bool or row_mask.shape != logits_subset.shape[:1]):
+        raise ValueError(
+            f"row_mask must be a bool Tensor[{logits_subset.shape[0]}], but got "
+            f"{row_mask.dtype} {tuple(row_mask.shape)}"
+        )
+    teacher_logits = logits_full.detach().float()
+    teacher = torch.sigmoid(teacher_logits)
+    student = logits_subset.float()
+    bce = F.binary_cross_entropy_with_logits(student, teacher, reduction="none")
+    teacher_entropy = F.binary_cross_entropy_with_logits(teacher_logits, teacher, reduction="none")
+    kl = (bce - teacher_entropy).clamp(min=0.0)
+    if row_mask is None:
+        return kl.mean()
+    rows = row_mask.float().unsqueeze(1).expand_as(kl)
+    return (kl * rows).sum() / rows.sum().clamp(min=1.0)

@@ -20,33 +20,64 @@ from torch import Tensor, nn
 
 from . import functional as AF
 
-__all__ = ["CurriculumConfig", "FusionOutput", "ModalityProjection", "FusionBase", "AECFusion"]
+__all__ = ["CURRICULUM_RULES", "CurriculumConfig", "FusionOutput", "ModalityProjection", "FusionBase", "AECFusion",
+           "INPUT_ABS_LIMIT"]
+
+#: Largest |value| of an input embedding at which the fusion is exact in float16 as well as
+#: float32 (a projection row of up to 1024 inputs stays far below float16's 65504). The maths
+#: below stays finite for ANY finite input (rows are pre-scaled, LayerNorm is scale-invariant);
+#: run-time callers drop and count inputs beyond this bound as ``out_of_range``.
+INPUT_ABS_LIMIT = 1.0e4
+_HALF_PRESCALE = 64.0
+
+
+CURRICULUM_RULES = ("rank", "entropy")
 
 
 @dataclass
 class CurriculumConfig:
-    """AECF masking curriculum.
+    """AECF masking curriculum (the defaults are the benchmark's recommendation).
 
     Attributes:
-        base_rate: drop probability for a fully confident (entropy 0) gate, in [0, 1].
+        rule: ``"rank"`` (default): a sample's masking probability grows with the RANK of its
+            gate's confidence (low entropy) within the batch, from ``min_rate`` to ``max_rate``
+            (:func:`~aecf_ros.core.functional.ranked_mask_probability`), so the mean rate stays
+            ``(min_rate + max_rate) / 2`` however uniform the entropy regulariser keeps the gate.
+            ``"entropy"``: the original absolute rule ``p = base_rate * (1 - H)`` (kept as an
+            ablation: with the entropy regulariser it masks ~2.5 % of modalities).
+        min_rate, max_rate: rank rule's per-modality drop probability for the least / most
+            confident sample of a batch, 0 <= min_rate <= max_rate <= 1.
+        base_rate: entropy rule's drop probability for a fully confident (entropy 0) gate.
         warmup_steps: steps over which the drop probability ramps linearly from 0 (>= 0; 0 means
             no warm-up). Advance with ``fusion.step()`` once per optimiser step.
         min_present: never mask below this many present modalities (>= 1 keeps a prediction).
         enabled: master switch (``curriculum=None`` in ``forward`` means on iff training and this).
     """
 
+    rule: str = "rank"
+    min_rate: float = 0.2
+    max_rate: float = 0.7
     base_rate: float = 0.5
-    warmup_steps: int = 500
+    warmup_steps: int = 300
     min_present: int = 1
     enabled: bool = True
 
     def __post_init__(self) -> None:
-        if not (isinstance(self.base_rate, (int, float)) and 0.0 <= self.base_rate <= 1.0):
-            raise ValueError(f"base_rate has to be between 0 and 1, but got {self.base_rate}")
+        if self.rule not in CURRICULUM_RULES:
+            raise ValueError(f"rule has to be one of {CURRICULUM_RULES}, but got {self.rule!r}")
+        for name in ("base_rate", "min_rate", "max_rate"):
+            value = getattr(self, name)
+            if isinstance(value, bool) or not (isinstance(value, (int, float)) and 0.0 <= value <= 1.0):
+                raise ValueError(f"{name} has to be between 0 and 1, but got {value}")
+        if self.min_rate > self.max_rate:
+            raise ValueError(f"min_rate has to be <= max_rate, but got {self.min_rate} > {self.max_rate}")
         if isinstance(self.warmup_steps, bool) or not isinstance(self.warmup_steps, int) or self.warmup_steps < 0:
             raise ValueError(f"warmup_steps has to be a non-negative int, but got {self.warmup_steps!r}")
         if isinstance(self.min_present, bool) or not isinstance(self.min_present, int) or self.min_present < 0:
             raise ValueError(f"min_present has to be a non-negative int, but got {self.min_present!r}")
+
+
+_DEFAULT = object()  # "use the recommended CurriculumConfig()" (None means no curriculum)
 
 
 class FusionOutput(NamedTuple):
@@ -83,8 +114,19 @@ class ModalityProjection(nn.Module):
         self.act = nn.GELU()
 
     def forward(self, x: Tensor) -> Tensor:
-        """Tensor[B, D_m] -> Tensor[B, E]."""
-        return self.act(self.norm(self.linear(x)))
+        """Tensor[B, D_m] -> Tensor[B, E]; finite for any finite input.
+
+        LayerNorm is invariant to scaling its input, so a row whose largest |value| exceeds
+        :data:`INPUT_ABS_LIMIT` is divided by ``s = max|x| / INPUT_ABS_LIMIT`` first and the
+        bias by the same ``s``: ``LN(W x / s + b / s) == LN(W x + b)`` (up to LayerNorm's eps),
+        without the overflow of ``W x`` (1e30 inputs) or its squares (1e20 inputs) in float32.
+        Rows within the limit are computed exactly as ``LN(W x + b)``. In float16/bfloat16 the
+        pre-scaling starts at 64 so that ``W x`` stays far below float16's 65504.
+        """
+        limit = INPUT_ABS_LIMIT if x.dtype in (torch.float32, torch.float64) else _HALF_PRESCALE
+        scale = (x.detach().abs().amax(dim=-1, keepdim=True) / limit).clamp(min=1.0)
+        h = nn.functional.linear(x / scale, self.linear.weight) + self.linear.bias / scale
+        return self.act(self.norm(h))
 
 
 def _positive_int(value, name: str) -> int:
@@ -150,7 +192,8 @@ class FusionBase(nn.Module):
                 )
         first = embeddings[self.modalities[0]]
         if present is None:
-            return torch.ones(batch, self.num_modalities, dtype=torch.bool, device=first.device)
+            present = torch.ones(batch, self.num_modalities, dtype=torch.bool, device=first.device)
+            return self._finite_rows(embeddings, self.modalities, present)
         if not isinstance(present, Tensor):
             raise ValueError(f"present must be a BoolTensor[B, M], but got {type(present).__name__}")
         if present.shape != (batch, self.num_modalities):
@@ -160,6 +203,13 @@ class FusionBase(nn.Module):
         if present.dtype.is_floating_point or present.dtype.is_complex:
             raise ValueError(f"present must be a bool (or integer 0/1) tensor, but got dtype {present.dtype}")
         return present.to(device=first.device, dtype=torch.bool)
+
+    @staticmethod
+    def _finite_rows(embeddings: Mapping[str, Tensor], modalities, present: Tensor) -> Tensor:
+        """``present`` with rows whose embedding holds a NaN or inf marked absent: a broken
+        input is a missing sensor, never a poisoned output (``out.present`` reports it)."""
+        finite = torch.stack([torch.isfinite(embeddings[n]).all(dim=-1) for n in modalities], dim=1)
+        return present & finite
 
     def _project(self, embeddings: Mapping[str, Tensor], present: Tensor) -> Dict[str, Tensor]:
         """Project each modality; absent rows are zeroed BEFORE projection (so NaN/garbage from a
@@ -218,8 +268,12 @@ class AECFusion(FusionBase):
     Args:
         input_dims (Mapping[str, int]): modality -> embedding width (order = column order).
         embed_dim (int): fused width ``E``.
-        curriculum (CurriculumConfig | None): masking curriculum; None disables it.
+        curriculum (CurriculumConfig | None): masking curriculum; the recommended
+            ``CurriculumConfig()`` when not given, None disables it.
         gate_hidden (int): hidden width of the gate MLP.
+        presence_tokens (bool): add a learned "missing" vector per absent modality to the fused
+            embedding (zero-initialised), so the head knows which sensors are gone and can
+            adjust its confidence per presence pattern (default True).
         generator (torch.Generator, optional): RNG for curriculum masks (global RNG if None).
     """
 
@@ -228,11 +282,14 @@ class AECFusion(FusionBase):
         input_dims: Mapping[str, int],
         embed_dim: int = 128,
         *,
-        curriculum: Optional[CurriculumConfig] = None,
+        curriculum: Optional[CurriculumConfig] = _DEFAULT,  # type: ignore[assignment]
         gate_hidden: int = 64,
+        presence_tokens: bool = True,
         generator: Optional[torch.Generator] = None,
     ) -> None:
         super().__init__(input_dims, embed_dim)
+        if curriculum is _DEFAULT:
+            curriculum = CurriculumConfig()
         if curriculum is not None and not isinstance(curriculum, CurriculumConfig):
             raise ValueError(f"curriculum has to be a CurriculumConfig or None, but got {curriculum!r}")
         _positive_int(gate_hidden, "gate_hidden")
@@ -240,6 +297,9 @@ class AECFusion(FusionBase):
         self.generator = generator
         self.gate = nn.Sequential(nn.Linear(embed_dim, gate_hidden), nn.GELU(), nn.Linear(gate_hidden, 1))
         self.modality_logit_bias = nn.Parameter(torch.zeros(self.num_modalities))
+        self.presence_tokens = bool(presence_tokens)
+        if self.presence_tokens:
+            self.missing_token = nn.Parameter(torch.zeros(self.num_modalities, embed_dim))
         self.register_buffer("gate_temperature", torch.ones(()))
         self.register_buffer("gate_prior_bias", torch.zeros(self.num_modalities))
         self.curriculum_step = 0
@@ -309,10 +369,16 @@ class AECFusion(FusionBase):
         if self.curriculum is None:
             raise ValueError("curriculum=True requested but this AECFusion has no CurriculumConfig")
         self.training_mask_calls += 1
+        cur = self.curriculum
         with torch.no_grad():
             weights = AF.masked_softmax(logits.detach(), present)
             entropy = AF.gate_entropy(weights, present)
-            prob = AF.curriculum_mask_probability(entropy, self.curriculum.base_rate, self.warmup_factor())
+            if cur.rule == "rank":
+                eligible = present.sum(dim=-1) > cur.min_present
+                prob = AF.ranked_mask_probability(entropy, eligible, cur.min_rate, cur.max_rate,
+                                                  self.warmup_factor())
+            else:
+                prob = AF.curriculum_mask_probability(entropy, cur.base_rate, self.warmup_factor())
             return AF.sample_curriculum_mask(
                 present, weights, prob, self.curriculum.min_present, generator=self.generator
             )
@@ -354,4 +420,7 @@ class AECFusion(FusionBase):
         entropy = AF.gate_entropy(weights, used)
         fused = self._weighted_sum(weights, stacked)
         no_input = ~used.any(dim=-1)
+        if self.presence_tokens:
+            missing = (~used).to(fused.dtype) @ self.missing_token.to(fused.dtype)
+            fused = torch.where(no_input.unsqueeze(1), fused, fused + missing)
         return FusionOutput(fused, weights, entropy, no_input, used, projections)

@@ -1,5 +1,6 @@
 """AECF training objective: task BCE + entropy regulariser + cross-modal InfoNCE +
-subset-calibration penalty (arXiv 2505.15417), each switchable for ablations.
+subset-calibration penalty (arXiv 2505.15417) + subset-to-full self-distillation, each
+switchable for ablations. The defaults are the benchmark's recommendation.
 
 Typical training step::
 
@@ -43,13 +44,16 @@ class AECFObjective(nn.Module):
       * ``calibration``: ``calibration_coef *``
         :func:`~aecf_ros.core.functional.subset_calibration_penalty`, averaged over rows where
         the subset really lost a modality.
+      * ``distillation``: ``distill_coef *`` :func:`~aecf_ros.core.functional.subset_distillation`
+        (the subset prediction toward the stop-gradient full-set probabilities), on the same rows.
     A switched-off term is reported as a detached 0 and contributes nothing (no graph).
 
     Args:
         entropy_coef, entropy_coef_end, schedule_steps, entropy_adaptive: entropy term.
         infonce_coef, infonce_temperature: InfoNCE term.
         calibration_coef: calibration term.
-        use_entropy, use_infonce, use_calibration: ablation switches
+        distill_coef: self-distillation term.
+        use_entropy, use_infonce, use_calibration, use_distillation: ablation switches
             (see :func:`~aecf_ros.core.baselines.objective_flags`).
     """
 
@@ -63,9 +67,11 @@ class AECFObjective(nn.Module):
         infonce_coef: float = 0.1,
         infonce_temperature: float = 0.1,
         calibration_coef: float = 0.5,
+        distill_coef: float = 1.0,
         use_entropy: bool = True,
         use_infonce: bool = True,
         use_calibration: bool = True,
+        use_distillation: bool = True,
     ) -> None:
         super().__init__()
         self.entropy_coef = _non_negative(entropy_coef, "entropy_coef")
@@ -84,6 +90,8 @@ class AECFObjective(nn.Module):
         self.use_entropy = bool(use_entropy)
         self.use_infonce = bool(use_infonce)
         self.use_calibration = bool(use_calibration)
+        self.distill_coef = _non_negative(distill_coef, "distill_coef")
+        self.use_distillation = bool(use_distillation)
 
     def entropy_coefficient(self, step: Optional[int] = None) -> float:
         """Entropy coefficient at ``step`` (constant unless a schedule is configured)."""
@@ -111,7 +119,8 @@ class AECFObjective(nn.Module):
             step (int, optional): optimiser step for the entropy schedule.
 
         Returns:
-            dict with scalar tensors ``total``, ``task``, ``entropy``, ``infonce``, ``calibration``.
+            dict with scalar tensors ``total``, ``task``, ``entropy``, ``infonce``, ``calibration``,
+            ``distillation``.
         """
         if logits_subset.shape != logits_full.shape or logits_full.shape != targets.shape or targets.dim() != 2:
             raise ValueError(
@@ -122,17 +131,22 @@ class AECFObjective(nn.Module):
         task = F.binary_cross_entropy_with_logits(logits_subset.float(), targets) + \
             F.binary_cross_entropy_with_logits(logits_full.float(), targets)
         zero = torch.zeros((), device=task.device)
-        entropy = infonce = calibration = zero
+        entropy = infonce = calibration = distillation = zero
         if self.use_entropy:
             entropy = AF.entropy_regulariser(
                 out_full.weights, out_full.present, self.entropy_coefficient(step), adaptive=self.entropy_adaptive
             )
         if self.use_infonce and self.infonce_coef > 0:
             infonce = self.infonce_coef * AF.info_nce(out_full.projections, out_full.present, self.infonce_temperature)
+        changed = (out_subset.present != out_full.present).any(dim=-1)
         if self.use_calibration and self.calibration_coef > 0:
-            changed = (out_subset.present != out_full.present).any(dim=-1)
             calibration = self.calibration_coef * AF.subset_calibration_penalty(
                 logits_subset, logits_full, row_mask=changed
             )
-        total = task + entropy + infonce + calibration
-        return {"total": total, "task": task, "entropy": entropy, "infonce": infonce, "calibration": calibration}
+        if self.use_distillation and self.distill_coef > 0:
+            distillation = self.distill_coef * AF.subset_distillation(
+                logits_subset, logits_full, row_mask=changed
+            )
+        total = task + entropy + infonce + calibration + distillation
+        return {"total": total, "task": task, "entropy": entropy, "infonce": infonce,
+                "calibration": calibration, "distillation": distillation}

@@ -22,7 +22,8 @@ from __future__ import annotations
 
 from typing import Any, Mapping
 
-MODALITIES: tuple[str, ...] = ("camera", "lidar", "text")
+from aecf_ros.graph import MODALITIES
+
 DEFAULT_CAMERA_DIM = 128
 DEFAULT_LIDAR_DIM = 128
 DEFAULT_TEXT_DIM = 384  # MiniLM; the hashing encoder defaults to 256

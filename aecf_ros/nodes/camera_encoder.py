@@ -4,7 +4,7 @@ Inputs (remapped by graph.py): ``image`` (raw: rgb8, bgr8, rgba8, bgra8, mono8, 
 padding) and ``image_compressed`` (jpeg/png, image_transport's ``<topic>/compressed``).
 Output: ``aecf/embedding/camera`` (aecf_ros/ModalityEmbedding, source header copied).
 Conversions and input checks: ``aecf_ros.runtime.inputs.MODALITY_INPUTS["camera"]``.
-Parameters: see :data:`aecf_ros.nodes.graph.NODES` (model_path, device, qos.image.*, ...).
+Parameters: see :data:`aecf_ros.graph.NODES` (model_path, device, qos.image.*, ...).
 """
 from __future__ import annotations
 

@@ -41,8 +41,11 @@ from rclpy.lifecycle import LifecycleState, TransitionCallbackReturn
 from std_msgs.msg import Header
 
 from aecf_ros.msg import ModalityEmbedding
-from aecf_ros.nodes import graph
-from aecf_ros.nodes.common import OK, WARN, diag_status, now_sec, qos_from_params, run_node, sec_to_stamp
+from aecf_ros import graph
+from aecf_ros.nodes.diagnostics import OK, WARN, diag_status
+from aecf_ros.nodes.qos import qos_from_params
+from aecf_ros.nodes.session import run_node
+from aecf_ros.nodes.stamps import now_sec, sec_to_stamp
 from aecf_ros.nodes.lifecycle_base import ModelLifecycleNode
 from aecf_ros.runtime.conversions import ConversionError
 from aecf_ros.runtime.input_limits import InputLimits

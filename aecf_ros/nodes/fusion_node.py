@@ -16,7 +16,7 @@ All logic lives in :class:`aecf_ros.runtime.fusion_engine.FusionEngine` (shared 
 
 Lifecycle: the model is loaded (and warmed up) in ``on_configure``; subscriptions and the
 publish timer exist only while active. ``main()`` configures + activates the node itself
-unless ``autostart`` is false. Every parameter in :data:`aecf_ros.nodes.graph.FUSION_PARAMETERS`
+unless ``autostart`` is false. Every parameter in :data:`aecf_ros.graph.FUSION_PARAMETERS`
 except model/device/qos changes live (validated, bad values rejected with a reason).
 """
 from __future__ import annotations
@@ -30,10 +30,11 @@ from diagnostic_msgs.msg import DiagnosticArray
 from rclpy.lifecycle import LifecycleState, TransitionCallbackReturn
 
 from aecf_ros.msg import FusedPrediction, ModalityEmbedding
-from aecf_ros.nodes import graph
-from aecf_ros.nodes.common import (
-    ERROR, OK, WARN, diag_status, now_sec, qos_from_params, run_node, sec_to_stamp, stamp_to_sec,
-)
+from aecf_ros import graph
+from aecf_ros.nodes.diagnostics import ERROR, OK, WARN, diag_status
+from aecf_ros.nodes.qos import qos_from_params
+from aecf_ros.nodes.session import run_node
+from aecf_ros.nodes.stamps import now_sec, sec_to_stamp, stamp_to_sec
 from aecf_ros.nodes.lifecycle_base import ModelLifecycleNode
 from aecf_ros.runtime.fusion_engine import FusionEngine, FusionPrediction, FusionSettings, NoOutput
 from aecf_ros.runtime.stream_monitor import StreamState

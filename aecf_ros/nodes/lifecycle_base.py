@@ -1,6 +1,6 @@
 """The lifecycle skeleton shared by the model-loading nodes (the encoders and the fusion node).
 
-Parameters declared from the node's :class:`~aecf_ros.nodes.graph.NodeSpec` and validated on
+Parameters declared from the node's :class:`~aecf_ros.graph.NodeSpec` and validated on
 every change; ``/diagnostics`` published every ``diagnostics_period_s``; the model loaded in
 ``on_configure`` (:meth:`ModelLifecycleNode.load_model`); subscriptions (and whatever
 :meth:`_stop_io` tears down) exist only while active; dropped inputs logged throttled per
@@ -13,8 +13,9 @@ from typing import Callable, Optional
 from diagnostic_msgs.msg import DiagnosticArray
 from rclpy.lifecycle import LifecycleNode, LifecycleState, TransitionCallbackReturn
 
-from aecf_ros.nodes import graph
-from aecf_ros.nodes.common import ParameterValidator, declare_from_specs, load_model_from_params
+from aecf_ros import graph
+from aecf_ros.nodes.model_loading import load_model_from_params
+from aecf_ros.nodes.parameters import ParameterValidator, declare_from_specs
 from aecf_ros.runtime.drop_log import PerReasonThrottle
 
 #: at most one log line per drop reason per this many seconds (all drops are counted)

@@ -1,9 +1,9 @@
 """``aecf-ros run``: the whole aecf_ros node graph in ONE process (no ``ros2 launch`` needed).
 
-Starts every node of :data:`aecf_ros.nodes.graph.NODES` (same names, remaps and parameters as
+Starts every node of :data:`aecf_ros.graph.NODES` (same names, remaps and parameters as
 ``launch/aecf.launch.py``) in one ``SingleThreadedExecutor`` (the multi-threaded executor is
 unreliable with these rclpy wheels), then configures + activates each lifecycle node
-(:func:`aecf_ros.nodes.common.bring_up`), so the graph is running without a lifecycle manager.
+(:func:`aecf_ros.nodes.lifecycle.bring_up`), so the graph is running without a lifecycle manager.
 
     aecf-ros run --params config/aecf.yaml [--use-sim-time] [--device cpu] [--model-path m.pt]
                  [--namespace robot1] [--camera-topic /front/image_raw] [--only fusion_node ...]
@@ -17,7 +17,7 @@ import sys
 from pathlib import Path
 from typing import Optional, Sequence
 
-from aecf_ros.nodes import graph
+from aecf_ros import graph
 
 
 def default_params_file() -> Optional[Path]:
@@ -80,9 +80,9 @@ def create_nodes(context, params_files: Sequence[Path] = (), use_sim_time: bool 
 
 def run(args: argparse.Namespace) -> int:
     """Exit code: 0 after ``--duration`` or on Ctrl-C / SIGTERM at any moment (start-up and model
-    load included: :class:`~aecf_ros.nodes.common.RosSession`); 1 if a node failed to start;
+    load included: :class:`~aecf_ros.nodes.session.RosSession`); 1 if a node failed to start;
     2 for a missing params file."""
-    from aecf_ros.nodes.common import RosSession
+    from aecf_ros.nodes.session import RosSession
 
     params_files = list(args.params) if args.params else [p for p in [default_params_file()] if p]
     for params_file in params_files:

@@ -2,7 +2,7 @@
 
 For robots and ``ros2 bag play``: each configured stream is relayed from ``<stream>.input_topic``
 to ``<stream>.output_topic`` as raw serialized bytes (no deserialisation, any message type),
-except where the drop plan (``aecf_ros.bag.drop_plan``) drops, delays or freezes it. Point the
+except where the drop plan (``aecf_ros.runtime.drop_plan``) drops, delays or freezes it. Point the
 fusion graph's ``camera_topic`` / ``lidar_topic`` / ``text_topic`` at the output topics.
 
 Plan times are seconds since ``time_origin``: ``first_message`` (default: the first message on
@@ -35,10 +35,12 @@ from rcl_interfaces.msg import ParameterDescriptor
 from rclpy.node import Node
 from rclpy.parameter import Parameter
 
-from aecf_ros.bag.bag_io import BagError, message_class
-from aecf_ros.bag.drop_plan import DropPlan, DropPlanError, PlanApplier, build_plan
-from aecf_ros.bag.topics import DEFAULT_MODALITY_TOPICS
-from aecf_ros.nodes.common import OK, diag_status, keep_last_qos, run_node
+from aecf_ros.graph import DEFAULT_MODALITY_TOPICS
+from aecf_ros.nodes.diagnostics import OK, diag_status
+from aecf_ros.nodes.qos import keep_last_qos
+from aecf_ros.nodes.session import run_node
+from aecf_ros.nodes.message_types import UnknownMessageType, message_class
+from aecf_ros.runtime.drop_plan import DropPlan, DropPlanError, PlanApplier, build_plan
 
 DEFAULT_STREAMS = {
     "camera": (DEFAULT_MODALITY_TOPICS["camera"][0], "sensor_msgs/msg/Image"),
@@ -137,7 +139,7 @@ class SensorDropoutNode(Node):
                 try:
                     self._connect(s)
                     self.get_logger().info(f"{s.input_topic}: discovered type {s.msgtype}")
-                except BagError as exc:
+                except UnknownMessageType as exc:
                     self.get_logger().error(str(exc))
         if all(s.msgtype for s in self.streams.values()):
             self._discovery_timer.cancel()
@@ -183,7 +185,7 @@ def _print_counters(node: SensorDropoutNode) -> None:
 
 
 def main(args=None) -> int:
-    return run_node(SensorDropoutNode, args, config_errors=(DropPlanError, BagError, ValueError),
+    return run_node(SensorDropoutNode, args, config_errors=(DropPlanError, UnknownMessageType, ValueError),
                     on_exit=_print_counters)
 
 

@@ -23,6 +23,7 @@ from typing import Any, Callable, Optional, Sequence
 
 import numpy as np
 
+from aecf_ros.core import INPUT_ABS_LIMIT
 from aecf_ros.runtime.rate_monitor import RateMonitor
 from aecf_ros.runtime.sequence import SequenceTracker
 from aecf_ros.runtime.stream_monitor import StreamMonitor, StreamState, Transition
@@ -34,7 +35,6 @@ __all__ = [
     "StepResult",
     "FusionEngine",
     "DROP_REASONS",
-    "DEFAULT_MAX_ABS_EMBEDDING",
     "check_prediction",
 ]
 
@@ -42,12 +42,11 @@ __all__ = [
 DROP_REASONS = ("unknown_modality", "wrong_dim", "non_finite", "out_of_range", "encoder_id_mismatch",
                 "non_finite_stamp", "stamp_in_future", "out_of_order", "stamp_behind")
 
-#: Embeddings with any |value| above this are dropped (``out_of_range``). Equals
-#: ``aecf_ros.core.INPUT_ABS_LIMIT``: the bound below which the fusion is exact in its compute
-#: dtype, float16 on GPU included (1e30 overflowed the projection's LayerNorm in float32 and made
-#: every score NaN; 1e20 gave an all-zero projection). Real encoders stay orders of magnitude below
-#: it (unit-norm text, LayerNorm'd camera/lidar heads).
-DEFAULT_MAX_ABS_EMBEDDING = 1.0e4
+# Embeddings with any |value| above ``max_abs_embedding`` (default ``aecf_ros.core.INPUT_ABS_LIMIT``)
+# are dropped (``out_of_range``): the bound below which the fusion is exact in its compute dtype,
+# float16 on GPU included (1e30 overflowed the projection's LayerNorm in float32 and made every
+# score NaN; 1e20 gave an all-zero projection). Real encoders stay orders of magnitude below it
+# (unit-norm text, LayerNorm'd camera/lidar heads).
 
 
 def check_prediction(scores: np.ndarray, weights: np.ndarray) -> Optional[str]:
@@ -86,14 +85,14 @@ class FusionSettings:
     min_present: int = 1
     score_threshold: float = 0.5
     check_encoder_id: bool = True
-    max_abs_embedding: float = DEFAULT_MAX_ABS_EMBEDDING
+    max_abs_embedding: float = INPUT_ABS_LIMIT
     expected_rate_hz: dict[str, float] = field(default_factory=dict)
     min_rate_fraction: float = 0.5
 
     @classmethod
     def from_parameters(cls, value: Callable[[str], Any], modalities: Sequence[str],
                         check_encoder_id: bool = True) -> "FusionSettings":
-        """Settings from the fusion node's parameters (``aecf_ros/nodes/graph.py`` names:
+        """Settings from the fusion node's parameters (``aecf_ros/graph.py`` names:
         ``timeout_s.<m>``, ``enabled.<m>``, ``gate_bias.<m>``, ...); ``value(name)`` reads one
         (the live node's parameter, or a flat dict's entry in evaluate-bag)."""
         return cls(

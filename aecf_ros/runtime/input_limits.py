@@ -1,4 +1,4 @@
-"""Bounds on what one sensor message may cost an encoder (plain Python: graph.py imports it).
+"""Bounds on what one sensor message may cost an encoder (defaults from ``aecf_ros.graph``).
 
 A hostile or broken publisher must not be able to buy seconds of CPU or gigabytes of memory
 with one small message: a compressed image's declared size is checked before decoding, a string
@@ -9,13 +9,13 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
+from aecf_ros.graph import DEFAULT_MAX_PIXELS, DEFAULT_MAX_TEXT_CHARS
+
 __all__ = ["DEFAULT_MAX_PIXELS", "DEFAULT_MAX_TEXT_CHARS", "InputLimits"]
 
-#: 4096 x 4096: a 4K UHD frame (8.3 MP) and a 12 MP camera fit.
-DEFAULT_MAX_PIXELS = 4096 * 4096
-#: Far beyond the 256 tokens MiniLM reads, so it never changes a MiniLM embedding; a 1 MB string
-#: was measured to take ~945 ms to tokenize whole before MiniLM's own truncation.
-DEFAULT_MAX_TEXT_CHARS = 4096
+# The defaults live in the graph's parameter table (the bottom layer, which imports nothing):
+# DEFAULT_MAX_PIXELS = 4096 x 4096 (a 4K UHD frame and a 12 MP camera fit); DEFAULT_MAX_TEXT_CHARS
+# = 4096, far beyond the 256 tokens MiniLM reads (a 1 MB string took ~945 ms to tokenize whole).
 
 
 @dataclass(frozen=True)

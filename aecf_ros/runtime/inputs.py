@@ -19,6 +19,7 @@ from typing import Any, Callable, Mapping, Optional
 
 import numpy as np
 
+from aecf_ros.runtime.stamps import stamp_to_sec
 from aecf_ros.runtime.conversions import (
     ConversionError, compressed_msg_to_rgb, image_msg_to_rgb, pointcloud_msg_to_xyzi,
 )
@@ -93,8 +94,7 @@ MODALITY_INPUTS: Mapping[str, ModalityInput] = {
 
 def header_stamp_sec(msg: Any) -> float:
     """``msg.header.stamp`` in seconds (rclpy and rosbags messages alike)."""
-    stamp = msg.header.stamp
-    return float(stamp.sec) + float(stamp.nanosec) * 1e-9
+    return stamp_to_sec(msg.header.stamp)
 
 
 @dataclass(frozen=True)

@@ -78,7 +78,7 @@ def features_to_sets(path: str, modalities=None, seed: int = 0):
 
 def generated_test_set(model, n_test: int | None = None):
     """The model's held-out test scenes (from its metadata), encoded by its own encoders."""
-    from aecf_ros.data.scenes import build_arrays
+    from aecf_ros.train.arrays import build_arrays
     from aecf_ros.train.stage1 import encode_arrays, scene_config
     from aecf_ros.train.stage2 import EmbeddingSet
 

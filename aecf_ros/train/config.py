@@ -16,10 +16,7 @@ import yaml
 REPO_ROOT = Path(__file__).resolve().parents[2]
 DEFAULT_CONFIG_PATH = REPO_ROOT / "config" / "train.yaml"
 
-METHODS: tuple[str, ...] = (
-    "concat", "mean", "attention", "moddrop",
-    "aecf", "aecf_no_curriculum", "aecf_no_entropy", "aecf_no_calibration",
-)
+from aecf_ros.core.baselines import FUSION_METHODS as METHODS  # noqa: E402  (one list)
 
 DEFAULTS: dict[str, Any] = {
     "seed": 0,

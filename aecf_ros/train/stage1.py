@@ -56,7 +56,7 @@ from torch.utils.data import Dataset
 
 from aecf_ros.model import PerceptionModel, is_file_backed
 from aecf_ros.train.distributed import DistContext, seeded_loader
-from aecf_ros.train.stage2 import EmbeddingSet
+from aecf_ros.train.common import EmbeddingSet, stage1_lr_factor  # noqa: F401  (stage1_lr_factor re-exported)
 
 CACHE_VERSION = 1
 SPLITS = ("encoder", "train", "val", "test")
@@ -81,7 +81,7 @@ def scene_config(data_cfg: Mapping):
 
 def build_split(data_cfg: Mapping, split: str, model: PerceptionModel):
     """SceneArrays of one split, already reduced by the encoders' size steps."""
-    from aecf_ros.data.scenes import build_arrays
+    from aecf_ros.train.arrays import build_arrays
 
     start, n = split_ranges(data_cfg)[split]
     cam = model.camera_encoder
@@ -165,13 +165,6 @@ class UnimodalHeads(nn.Module):
 
 def _trainable(module: nn.Module) -> bool:
     return any(p.requires_grad for p in module.parameters())
-
-
-def stage1_lr_factor(step: int, total: int, warmup: int = 0) -> float:
-    """LR multiplier at optimiser step ``step``: linear warm-up ``(step + 1) / warmup`` for the
-    first ``warmup`` steps, times a cosine decay from 1 to 0 over ``total`` steps."""
-    ramp = min(1.0, (step + 1) / warmup) if warmup > 0 else 1.0
-    return ramp * 0.5 * (1 + math.cos(math.pi * min(step, total) / total))
 
 
 def train_encoders(model: PerceptionModel, arrays, cfg: Mapping, *, dist: DistContext,

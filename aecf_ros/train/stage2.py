@@ -21,7 +21,6 @@ curriculum's masking probability ``base_rate * (1 - H)``).
 from __future__ import annotations
 
 import time
-from dataclasses import dataclass, field
 from typing import Callable, Mapping
 
 import numpy as np
@@ -30,30 +29,9 @@ from torch import Tensor, nn
 from torch.utils.data import TensorDataset
 
 from aecf_ros.model import PerceptionModel
+from aecf_ros.train.common import EmbeddingSet, stage1_lr_factor  # noqa: F401  (EmbeddingSet re-exported)
 from aecf_ros.train.distributed import DistContext, seeded_loader
 from aecf_ros.train.scenarios import all_patterns
-
-
-@dataclass
-class EmbeddingSet:
-    """Cached embeddings of one split: per-modality Tensor[N, D_m], labels[N, C], present[N, M]."""
-
-    embeddings: dict[str, Tensor]
-    labels: Tensor
-    present: Tensor
-    modalities: tuple[str, ...] = ("camera", "lidar", "text")
-    meta: dict = field(default_factory=dict)
-
-    def __len__(self) -> int:
-        return int(self.labels.shape[0])
-
-    def subset(self, idx) -> "EmbeddingSet":
-        idx = torch.as_tensor(idx, dtype=torch.long)
-        return EmbeddingSet({m: t[idx] for m, t in self.embeddings.items()}, self.labels[idx],
-                            self.present[idx], self.modalities, dict(self.meta))
-
-    def tensors(self) -> list[Tensor]:
-        return [self.embeddings[m] for m in self.modalities] + [self.labels, self.present]
 
 
 class FusionHead(nn.Module):
@@ -117,7 +95,6 @@ def train_fusion(model: PerceptionModel, train: EmbeddingSet, cfg: Mapping, *, s
     ds = TensorDataset(*train.tensors())
     loader, sampler, gen = seeded_loader(ds, cfg["batch_size"], seed, dist)
     total_steps = max(1, epochs * len(loader))
-    from aecf_ros.train.stage1 import stage1_lr_factor  # stage1 imports this module: import here
 
     sched = torch.optim.lr_scheduler.LambdaLR(opt, lambda s: stage1_lr_factor(s, total_steps))  # cosine
     history: dict = {"method": method, "epochs": [], "steps": 0, "rank": dist.rank}

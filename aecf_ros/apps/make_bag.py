@@ -11,7 +11,7 @@ topic                            type                      rate
 /lidar/points                    sensor_msgs/PointCloud2   10 Hz (x, y, z, intensity float32)
 /operator/text                   std_msgs/String           1 Hz (first one when the scene starts)
 /scene/ground_truth              diagnostic_msgs/          1 Hz (first one when the scene starts)
-                                 DiagnosticArray           see runtime/scene_msgs.ground_truth_msg
+                                 DiagnosticArray           see sim/scene_msgs.ground_truth_msg
 ===============================  ========================  =====================================
 
 A scene is rendered once; its frames get fresh sensor noise (image noise, point jitter), so a
@@ -31,7 +31,7 @@ from typing import Callable
 
 import numpy as np
 
-from aecf_ros.bag import topics as T
+from aecf_ros import graph as T
 from aecf_ros.bag.bag_io import BagError, sensor_qos, storage_plugin, typestore
 
 DEFAULT_START_S = 1_700_000_000  # a fixed epoch: the same seed gives the same bag content
@@ -91,7 +91,7 @@ def write_scene_bag(out: str | Path, spec: BagSpec, generate: Callable | None = 
     from rclpy.serialization import serialize_message
     from rosbags.rosbag2 import Writer
 
-    from aecf_ros.runtime import scene_msgs as sm
+    from aecf_ros.sim import scene_msgs as sm
 
     spec.validate()
     if generate is None:

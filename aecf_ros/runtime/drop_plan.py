@@ -36,13 +36,13 @@ from __future__ import annotations
 
 import math
 import re
-import struct
 import zlib
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Iterable, Mapping, Sequence
 
-from aecf_ros.bag.topics import DEFAULT_MODALITY_TOPICS
+from aecf_ros.graph import DEFAULT_MODALITY_TOPICS
+from aecf_ros.runtime.cdr_stamp import HEADER_FIRST_TYPES, cdr_header_stamp_ns, cdr_with_header_stamp
 
 EVENT_KINDS = ("drop", "random", "stall", "delay", "freeze")
 _MOD_RE = re.compile(r"^[A-Za-z_][A-Za-z0-9_]*$")
@@ -548,32 +548,3 @@ class PlanApplier:
             if e.restamp_ns is not None and header_first:
                 e.payload = cdr_with_header_stamp(e.payload, e.restamp_ns)
         return out
-
-
-# --- header stamps inside serialized CDR (no deserialisation needed) ------------------------------
-
-#: Types whose first field is std_msgs/Header, so the stamp sits right after the CDR encapsulation.
-HEADER_FIRST_TYPES = frozenset({
-    "sensor_msgs/msg/Image", "sensor_msgs/msg/CompressedImage", "sensor_msgs/msg/PointCloud2",
-    "sensor_msgs/msg/LaserScan", "sensor_msgs/msg/Imu", "sensor_msgs/msg/CameraInfo",
-    "diagnostic_msgs/msg/DiagnosticArray", "aecf_ros/msg/ModalityEmbedding", "aecf_ros/msg/FusedPrediction",
-})
-
-
-def _cdr_order(data) -> str:
-    if len(data) < 12:
-        raise ValueError(f"serialized message too short for a header ({len(data)} bytes)")
-    return "<" if data[1] & 1 else ">"
-
-
-def cdr_header_stamp_ns(data) -> int:
-    """Header stamp (ns) of a serialized header-first message (CDR: 4-byte encapsulation, then sec, nanosec)."""
-    sec, nanosec = struct.unpack_from(_cdr_order(data) + "iI", data, 4)
-    return sec * 1_000_000_000 + nanosec
-
-
-def cdr_with_header_stamp(data, stamp_ns: int) -> bytes:
-    """Copy of a serialized header-first message with its header stamp replaced."""
-    out = bytearray(data)
-    struct.pack_into(_cdr_order(out) + "iI", out, 4, stamp_ns // 1_000_000_000, stamp_ns % 1_000_000_000)
-    return bytes(out)

@@ -55,7 +55,7 @@ def _engines(config: str, device: str):
 def bench_fusion(config: str, iterations: int, rounds: int, device: str) -> dict:
     import torch
 
-    from aecf_ros.nodes.common import configure_torch_threads
+    from aecf_ros.nodes.model_loading import configure_torch_threads
 
     configure_torch_threads()
     engines = _engines(config, device)
@@ -80,7 +80,7 @@ def bench_fusion(config: str, iterations: int, rounds: int, device: str) -> dict
 
 
 def bench_latency(seconds: float, publish_rate_hz: float, device: str) -> dict | None:
-    """DDS latency run inside a :class:`~aecf_ros.nodes.common.RosSession` (Ctrl-C ends it
+    """DDS latency run inside a :class:`~aecf_ros.nodes.session.RosSession` (Ctrl-C ends it
     early with the samples so far). None if a node failed to start (its log says why)."""
     import rclpy
     from sensor_msgs.msg import Image, PointCloud2
@@ -89,10 +89,11 @@ def bench_latency(seconds: float, publish_rate_hz: float, device: str) -> dict |
     from aecf_ros.data.scenes import generate_scene
     from aecf_ros.model import DEFAULT_MODEL_PATH, build_model, save_model
     from aecf_ros.msg import FusedPrediction, ModalityEmbedding
-    from aecf_ros.nodes import graph
-    from aecf_ros.nodes.common import RosSession, stamp_to_sec
+    from aecf_ros import graph
+    from aecf_ros.nodes.session import RosSession
+    from aecf_ros.nodes.stamps import stamp_to_sec
     from aecf_ros.nodes.runner import create_nodes
-    from aecf_ros.runtime.scene_msgs import scene_messages
+    from aecf_ros.sim.scene_msgs import scene_messages
 
     os.environ.setdefault("ROS_AUTOMATIC_DISCOVERY_RANGE", "LOCALHOST")
     model_path = DEFAULT_MODEL_PATH

@@ -1,4 +1,4 @@
-"""THE definition of the aecf_ros node graph: nodes, executables, topics and parameters.
+"""THE definition of the aecf_ros node graph: modalities, nodes, executables, topics and parameters.
 
 Both ways of starting the graph read this module and nothing else:
 
@@ -6,8 +6,9 @@ Both ways of starting the graph read this module and nothing else:
 * ``aecf_ros.nodes.runner`` (``aecf-ros run``): all nodes in one process.
 
 The nodes declare their parameters from :data:`PARAMETERS` too, so a parameter's default,
-range and description exist in one place. This module imports nothing from ROS (the launch
-file and the tests read it cheaply).
+range and description exist in one place. This module imports nothing (no ROS, nothing of
+aecf_ros): it is the bottom layer, read by ``encoders/``, ``model/``, ``runtime/``, ``nodes/``,
+``bag/``, the launch files and the tests alike.
 
 Topics
 ------
@@ -23,8 +24,6 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from typing import Any, Optional
 
-from aecf_ros.runtime.input_limits import DEFAULT_MAX_PIXELS, DEFAULT_MAX_TEXT_CHARS
-
 PACKAGE = "aecf_ros"
 MODALITIES: tuple[str, ...] = ("camera", "lidar", "text")
 
@@ -35,9 +34,38 @@ TOPIC_ARGUMENTS: dict[str, str] = {
     "text_topic": "/operator/text",
 }
 COMPRESSED_SUFFIX = "/compressed"
+
+# Default sensor topics: the bag tools write these, the drop plan maps modality names onto them,
+# and ``--topic-map`` (or a plan's ``topics:`` section) points them at a robot's own topics.
+CAMERA_TOPIC = TOPIC_ARGUMENTS["camera_topic"]
+COMPRESSED_CAMERA_TOPIC = CAMERA_TOPIC + COMPRESSED_SUFFIX
+LIDAR_TOPIC = TOPIC_ARGUMENTS["lidar_topic"]
+TEXT_TOPIC = TOPIC_ARGUMENTS["text_topic"]
+GROUND_TRUTH_TOPIC = "/scene/ground_truth"
+CLOCK_TOPIC = "/clock"
+
+#: modality -> topics that carry it (a drop of ``camera`` applies to raw and compressed images).
+DEFAULT_MODALITY_TOPICS: dict[str, tuple[str, ...]] = {
+    "camera": (CAMERA_TOPIC, COMPRESSED_CAMERA_TOPIC),
+    "lidar": (LIDAR_TOPIC,),
+    "text": (TEXT_TOPIC,),
+}
+assert tuple(DEFAULT_MODALITY_TOPICS) == MODALITIES
 PREDICTION_TOPIC = "aecf/prediction"
 DIAGNOSTICS_TOPIC = "/diagnostics"
 DEFAULT_MODEL = "default"  # model_path value meaning "the shipped checkpoint"
+
+# Bounds on what one sensor message may cost an encoder (the defaults of the encoder parameters
+# ``max_pixels`` / ``max_text_chars``; ``aecf_ros.runtime.input_limits`` builds on them).
+#: 4096 x 4096: a 4K UHD frame (8.3 MP) and a 12 MP camera fit.
+DEFAULT_MAX_PIXELS = 4096 * 4096
+#: Far beyond the 256 tokens MiniLM reads, so it never changes a MiniLM embedding; a 1 MB string
+#: was measured to take ~945 ms to tokenize whole before MiniLM's own truncation.
+DEFAULT_MAX_TEXT_CHARS = 4096
+#: Embeddings with any |value| above this are dropped (``out_of_range``). The literal, because
+#: this module imports nothing: it equals ``aecf_ros.core.INPUT_ABS_LIMIT`` (test_nodes_graph.py
+#: asserts so), the bound below which the fusion is exact in float32 and float16.
+DEFAULT_MAX_ABS_EMBEDDING = 1.0e4
 
 
 def embedding_topic(modality: str) -> str:
@@ -163,10 +191,11 @@ FUSION_PARAMETERS: tuple[ParamSpec, ...] = (
               range=(1, len(MODALITIES))),
     ParamSpec("score_threshold", 0.5, "a class counts as detected (logs, demo) at or above this score",
               range=(0.0, 1.0)),
-    # = aecf_ros.core.INPUT_ABS_LIMIT (1.0e4): the fusion is exact below it in float32 and float16
-    ParamSpec("max_abs_embedding", 1.0e4,
+    # DEFAULT_MAX_ABS_EMBEDDING = aecf_ros.core.INPUT_ABS_LIMIT (1.0e4): the fusion is exact below it
+    ParamSpec("max_abs_embedding", DEFAULT_MAX_ABS_EMBEDDING,
               "embeddings with any |value| above this are dropped (out_of_range); at most 1e4, the bound "
-              "below which the fusion is exact in float32 and float16", range=(1.0e-3, 1.0e4)),
+              "below which the fusion is exact in float32 and float16",
+              range=(1.0e-3, DEFAULT_MAX_ABS_EMBEDDING)),
     *(_expected_rate(m, f"expected_rate_hz.{m}") for m in MODALITIES),
     _MIN_RATE_FRACTION,
     *_qos("embeddings", depth=10),

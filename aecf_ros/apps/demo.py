@@ -5,7 +5,7 @@ What runs:
 * a **sensor process** (this module with ``--role sensors``) publishes generated scenes as real
   ``sensor_msgs/Image`` (30 Hz), ``sensor_msgs/PointCloud2`` (10 Hz) and ``std_msgs/String``
   (1 Hz) plus ground truth on ``/scene/ground_truth``, built with
-  :mod:`aecf_ros.runtime.scene_msgs`. The scenario clock starts only once every sensor topic
+  :mod:`aecf_ros.sim.scene_msgs`. The scenario clock starts only once every sensor topic
   has a matched subscriber (DDS discovery; the same wait as ``aecf-ros replay --wait-for``), so
   a slow start-up loses no part of the schedule. It follows a fixed schedule: all sensors, **lidar lost**,
   all sensors, **camera lost**, all sensors (the scene changes every ``--scene-seconds``);
@@ -32,7 +32,7 @@ from pathlib import Path
 
 import numpy as np
 
-from aecf_ros.nodes import graph
+from aecf_ros import graph
 
 ALL = "all sensors"
 
@@ -89,7 +89,7 @@ def run_sensors(args: argparse.Namespace) -> int:
     import rclpy
 
     from aecf_ros.data.scenes import generate_scene
-    from aecf_ros.nodes.common import RosSession
+    from aecf_ros.nodes.session import RosSession
 
     phases = schedule(args.phase_seconds)
     total = sum(p.seconds for p in phases)
@@ -106,8 +106,9 @@ def _publish_sensors(args, ros, node, scenes, phases, total) -> int:
     from std_msgs.msg import String
 
     from aecf_ros.data.classes import CLASS_NAMES
-    from aecf_ros.nodes.common import wait_for_discovery
-    from aecf_ros.runtime.scene_msgs import GROUND_TRUTH_TOPIC, ground_truth_msg, scene_messages
+    from aecf_ros.nodes.discovery import wait_for_discovery
+    from aecf_ros.graph import GROUND_TRUTH_TOPIC
+    from aecf_ros.sim.scene_msgs import ground_truth_msg, scene_messages
 
     pubs = {"camera": node.create_publisher(Image, graph.TOPIC_ARGUMENTS["camera_topic"], 5),
             "lidar": node.create_publisher(PointCloud2, graph.TOPIC_ARGUMENTS["lidar_topic"], 5),
@@ -192,7 +193,8 @@ def run(args: argparse.Namespace) -> int:
     from aecf_ros.data.classes import CLASS_NAMES
     from aecf_ros.data.scenes import generate_scene
     from aecf_ros.msg import FusedPrediction
-    from aecf_ros.nodes.common import RosSession, wait_for_discovery
+    from aecf_ros.nodes.discovery import wait_for_discovery
+    from aecf_ros.nodes.session import RosSession
     from aecf_ros.nodes.runner import create_nodes, default_params_file
 
     phases = schedule(args.phase_seconds)
@@ -264,7 +266,7 @@ def _stop_process(proc: subprocess.Popen, timeout_s: float = 10.0) -> None:
 
 def _follow(args, executor, predictions, records, phases, truth, n_scenes, start, total, threshold) -> None:
     """Spin through the scenario, print the events and the per-second report, fill ``records``."""
-    from aecf_ros.nodes.common import stamp_to_sec
+    from aecf_ros.nodes.stamps import stamp_to_sec
 
     present_before: dict[str, bool] = {}
     stopped_at: dict[str, float] = {}
@@ -313,7 +315,7 @@ def _wait_for_sensors(executor, sensors: subprocess.Popen, ready_file: Path, tim
 
 def _report_line(predictions, start, phases, truth, scene_seconds, threshold) -> None:
     from aecf_ros.data.classes import CLASS_NAMES
-    from aecf_ros.nodes.common import stamp_to_sec
+    from aecf_ros.nodes.stamps import stamp_to_sec
 
     now = time.time() - start
     _, phase = phase_at(phases, now)

@@ -24,14 +24,7 @@ from diagnostic_msgs.msg import DiagnosticArray, DiagnosticStatus, KeyValue
 from sensor_msgs.msg import CompressedImage, Image, PointCloud2, PointField
 from std_msgs.msg import Header, String
 
-# Topic names the bag tools write and the node graph subscribes to by default.
-from aecf_ros.bag.topics import (  # noqa: E402,F401  (re-exported)
-    CAMERA_TOPIC,
-    COMPRESSED_CAMERA_TOPIC,
-    GROUND_TRUTH_TOPIC,
-    LIDAR_TOPIC,
-    TEXT_TOPIC,
-)
+from aecf_ros.runtime.stamps import split_ns
 
 CAMERA_FRAME = "camera_optical_frame"
 LIDAR_FRAME = "lidar"
@@ -53,19 +46,13 @@ def stamp_msg(stamp) -> Time:
         raise TypeError(f"stamp must be seconds (float) or builtin_interfaces/Time, got {type(stamp).__name__}")
     if stamp < 0:
         raise ValueError(f"stamp must be >= 0 seconds, got {stamp}")
-    total_ns = int(round(float(stamp) * 1e9))
-    return Time(sec=total_ns // 1_000_000_000, nanosec=total_ns % 1_000_000_000)
+    return time_from_ns(int(round(float(stamp) * 1e9)))
 
 
 def time_from_ns(nanoseconds: int) -> Time:
     """``builtin_interfaces/Time`` from integer nanoseconds (exact, no float rounding)."""
-    nanoseconds = int(nanoseconds)
-    return Time(sec=nanoseconds // 1_000_000_000, nanosec=nanoseconds % 1_000_000_000)
-
-
-def stamp_to_ns(stamp) -> int:
-    """Nanoseconds of a ``builtin_interfaces/Time`` (rclpy or rosbags message)."""
-    return int(stamp.sec) * 1_000_000_000 + int(stamp.nanosec)
+    sec, nanosec = split_ns(nanoseconds)
+    return Time(sec=sec, nanosec=nanosec)
 
 
 def _header(stamp, frame_id: str) -> Header:

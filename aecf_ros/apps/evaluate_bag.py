@@ -27,9 +27,9 @@ from typing import Any, Callable, Mapping, Optional
 
 import numpy as np
 
-from aecf_ros.bag import topics as T
+from aecf_ros import graph as T
 from aecf_ros.bag.bag_io import BagError, BagReader, deserialize
-from aecf_ros.bag.drop_plan import DropPlan, DropPlanError, PlanApplier, add_plan_arguments, plan_from_args
+from aecf_ros.runtime.drop_plan import DropPlan, DropPlanError, PlanApplier, add_plan_arguments, plan_from_args
 from aecf_ros.bag.schedule import plan_topics_missing, planned_messages
 from aecf_ros.runtime.inputs import MODALITY_INPUTS
 
@@ -42,7 +42,7 @@ GROUND_TRUTH_TYPE = "diagnostic_msgs/msg/DiagnosticArray"
 def fusion_parameters(params_file: Optional[str] = None, overrides: Optional[Mapping[str, Any]] = None) -> dict:
     """Flat ``{name: value}`` of the fusion node's parameters: defaults, then the params file's
     ``fusion_node`` (or ``/**``) section, then ``overrides``."""
-    from aecf_ros.nodes.graph import FUSION_PARAMETERS
+    from aecf_ros.graph import FUSION_PARAMETERS
 
     values = {p.name: p.default for p in FUSION_PARAMETERS}
     if params_file:
@@ -154,7 +154,8 @@ def evaluate_bag(path: str | Path, plan: DropPlan, model, model_name: str = "mod
     from aecf_ros.runtime.conversions import ConversionError
     from aecf_ros.runtime.fusion_engine import FusionEngine, NoOutput
     from aecf_ros.runtime.inputs import check_embedding, prepare_input
-    from aecf_ros.runtime.scene_msgs import labels_from_ground_truth, stamp_to_ns
+    from aecf_ros.runtime.stamps import stamp_to_ns
+    from aecf_ros.sim.scene_msgs import labels_from_ground_truth
 
     wall0 = time.perf_counter()
     parameters = parameters or fusion_parameters()

@@ -1,7 +1,7 @@
 """`aecf-ros replay BAG`: publish a bag on its recorded schedule, with a sensor drop plan and /clock.
 
 Like ``ros2 bag play --clock`` (which is not installable here), plus the drop plan of
-``aecf_ros.bag.drop_plan``: messages are published as the stored CDR bytes, never deserialised
+``aecf_ros.runtime.drop_plan``: messages are published as the stored CDR bytes, never deserialised
 (a frozen copy with ``:restamp`` gets its header stamp patched in the bytes). ``/clock``
 (rosgraph_msgs/Clock) carries bag time, so nodes started with ``use_sim_time:=true`` judge
 message ages exactly as they were recorded, at any ``--rate``.
@@ -21,9 +21,9 @@ from pathlib import Path
 from typing import Callable, Sequence
 
 from aecf_ros.bag.bag_io import BagError, BagReader, message_class
-from aecf_ros.bag.drop_plan import DropPlan, DropPlanError, PlanApplier, add_plan_arguments, plan_from_args
+from aecf_ros.runtime.drop_plan import DropPlan, DropPlanError, PlanApplier, add_plan_arguments, plan_from_args
 from aecf_ros.bag.schedule import plan_topics_missing, planned_messages
-from aecf_ros.bag.topics import CLOCK_TOPIC
+from aecf_ros.graph import CLOCK_TOPIC
 
 
 @dataclass
@@ -91,9 +91,11 @@ class BagReplayer:
         import rclpy
         from rclpy.qos import DurabilityPolicy, HistoryPolicy, QoSProfile, ReliabilityPolicy
         from rclpy.signals import SignalHandlerOptions
+        from rclpy.time import Time
         from rosgraph_msgs.msg import Clock
 
-        from aecf_ros.runtime.scene_msgs import time_from_ns
+        def time_from_ns(nanoseconds: int):
+            return Time(nanoseconds=int(nanoseconds)).to_msg()
 
         with BagReader(self.path) as bag:
             info = bag.info()
@@ -135,7 +137,7 @@ class BagReplayer:
         # Pre-roll: let subscribers discover us, with /clock already at the bag's start time.
         # --wait-for topics must have a matched subscriber first (DDS discovery of a new
         # participant took >2 s on a busy machine), then the pre-roll still runs in full.
-        from aecf_ros.nodes.common import wait_for_discovery
+        from aecf_ros.nodes.discovery import wait_for_discovery
 
         missing = [t for t in self.wait_for if t not in pubs]
         if missing:
@@ -207,7 +209,7 @@ def run(args) -> int:
         print(f"aecf-ros replay: error: {exc}", file=sys.stderr)
         return 2
 
-    from aecf_ros.nodes.common import RosSession
+    from aecf_ros.nodes.session import RosSession
 
     # Ctrl-C / SIGTERM stop the loop between messages, so the report below still prints
     try:

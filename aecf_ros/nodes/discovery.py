@@ -1,0 +1,37 @@
+"""Waiting for DDS discovery before a timed scenario starts (replay ``--wait-for``, the demo)."""
+from __future__ import annotations
+
+import time
+from typing import Any, Callable, Mapping, Optional
+
+
+def unmatched(endpoints: Mapping[str, Any]) -> list[str]:
+    """Names of the endpoints with no peer yet: a publisher without a matched subscription, or
+    a subscription without a matched publisher."""
+    def peers(endpoint) -> int:
+        if hasattr(endpoint, "get_subscription_count"):
+            return endpoint.get_subscription_count()
+        return endpoint.get_publisher_count()
+
+    return [name for name, endpoint in endpoints.items() if peers(endpoint) == 0]
+
+
+def wait_for_discovery(endpoints: Mapping[str, Any], timeout_s: float,
+                       while_waiting: Optional[Callable[[], None]] = None,
+                       stop: Optional[Callable[[], bool]] = None, poll_s: float = 0.05) -> list[str]:
+    """Block until every endpoint (``{name: publisher or subscription}``) has matched a peer.
+
+    DDS discovery of a new participant took > 2 s on a busy 2-core machine, so whatever starts
+    a timed scenario (bag replay, the demo's sensors) waits for it instead of guessing a delay.
+    ``while_waiting()`` runs every ``poll_s`` (e.g. publish /clock, spin an executor once);
+    ``stop()`` true ends the wait early. Returns the names still unmatched: empty when all
+    matched, else the wait timed out or was stopped.
+    """
+    deadline = time.monotonic() + float(timeout_s)
+    while True:
+        missing = unmatched(endpoints)
+        if not missing or time.monotonic() > deadline or (stop is not None and stop()):
+            return missing
+        if while_waiting is not None:
+            while_waiting()
+        time.sleep(poll_s)
