@@ -452,7 +452,7 @@ def run_graph(quick: bool, sustain_s: float, stale_events: int, work: Path) -> d
         n_pred = len(b.predictions) - n_pred0
         b.sending = False
         # ---------------------------------------------------------------- stale detection
-        res["stale"] = run_stale(b, stale_events)
+        res["stale"] = run_stale(b, stale_events, small_model(work))
     finally:
         b.sending = False
         floor_proc.send_signal(signal.SIGINT)
@@ -504,15 +504,15 @@ def run_graph(quick: bool, sustain_s: float, stale_events: int, work: Path) -> d
     return res
 
 
-def run_stale(b: Bench, events: int) -> dict:
+def run_stale(b: Bench, events: int, model_path: Path) -> dict:
     """Lidar embeddings stop; delay = first prediction marking lidar absent - (last stamp + 50 ms)."""
     from aecf_ros.msg import ModalityEmbedding
 
     timeout = 0.05
     emb = {m: ModalityEmbedding(modality=m) for m in ("camera", "lidar")}
-    from aecf_ros.model import build_model
+    from aecf_ros.model import load_model
 
-    model = build_model()  # the small model's sizes and encoder ids (the stale node runs it)
+    model = load_model(model_path, "cpu")  # the stale node's model: its sizes and encoder ids
     for m, e in emb.items():
         e.embedding = np.linspace(-1, 1, model.embedding_dims[m]).astype(np.float32).tolist()
         e.encoder_id = model.encoder_ids[m]
@@ -532,7 +532,7 @@ def run_stale(b: Bench, events: int) -> dict:
               b.node.create_timer(1 / 50.0, lambda: send("lidar"))]
     out = {}
     try:
-        if not b.spin(60, lambda: any(all(p[3]) for p in b.stale_predictions)):
+        if not b.spin(30, lambda: any(all(p[3]) for p in b.stale_predictions)):
             return {"error": "stale fusion node never published"}
         for mode, period_ms in (("timer", 50.0), ("camera", 20.0)):
             b.set_params("/stalebench/stale_fusion", {"output_trigger": mode})
