@@ -83,6 +83,8 @@ def main(argv=None) -> int:
               "--cpu runs the rows on the CPU to check the script.", file=sys.stderr)
         return 2
     dev = torch.device("cpu" if args.cpu else "cuda")
+    if dev.type == "cpu":
+        torch.set_num_threads(1)  # batch-1 CPU inference: more threads only fight (see nodes/model_loading.py)
     sync = (lambda: torch.cuda.synchronize(dev)) if dev.type == "cuda" else (lambda: None)
     n1, n256 = (20, 5) if args.quick else (500, 100)
     t_start = time.monotonic()
