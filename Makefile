@@ -18,7 +18,7 @@ PKG_SOURCES := CMakeLists.txt package.xml $(wildcard msg/*.msg) \
 
 .PHONY: setup demo test bench-ml bench-runtime soak clean help
 help:
-	@echo "make demo | make test | make bench-ml | make bench-runtime | make soak | make faults | make clean"
+	@echo "make demo | make test | make bench | make bench-gpu | make bench-ml | make bench-runtime | make soak | make faults | make clean"
 
 $(VENV)/.deps-stamp: requirements.txt tools/fix_wheel_cmake.py
 	test -x $(PY) || python3 -m venv $(VENV)
@@ -55,6 +55,15 @@ bench-sweep: setup
 
 bench-runtime: setup
 	$(PY) -m aecf_ros.cli bench-runtime
+
+# issue 10: every performance row in one run (< 10 min): docs/PERFORMANCE.md + docs/performance.json
+.PHONY: bench bench-gpu
+bench: setup
+	$(PY) tools/bench.py --out docs
+
+# the CUDA tests + GPU rows on a GPU machine's own python3 + torch (no venv, no ROS, no make setup)
+bench-gpu:
+	PYTHONPATH=. python3 tools/bench_gpu.py --out docs
 
 # 10-minute soak of the full graph (not in CI): RSS, CPU, rates, loss counters -> docs/results/soak.*
 soak: setup

@@ -199,6 +199,14 @@ FUSION_PARAMETERS: tuple[ParamSpec, ...] = (
     *(_expected_rate(m, f"expected_rate_hz.{m}") for m in MODALITIES),
     _MIN_RATE_FRACTION,
     *_qos("embeddings", depth=10),
+    ParamSpec("output_trigger", "timer",
+              "timer = publish on the publish_rate_hz timer; a modality name = publish as soon as a new "
+              "embedding of it arrives (at most max_output_rate_hz), the timer kept as a watchdog that "
+              "publishes when nothing else did for a whole period (a dead trigger sensor never stalls output)",
+              choices=("timer",) + MODALITIES),
+    ParamSpec("max_output_rate_hz", 100.0,
+              "trigger mode: at most this many predictions a second (a trigger embedding sooner after the "
+              "previous output is skipped, counted rate_limited)", range=(0.5, 1000.0)),
 )
 
 NODES: tuple[NodeSpec, ...] = (

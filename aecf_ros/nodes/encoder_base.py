@@ -207,6 +207,8 @@ class EncoderNode(ModelLifecycleNode):
                   "dropped": sum(drops.values()),
                   "encode_ms_mean": float(np.mean(self._encode_ms)) if self._encode_ms else None,
                   "encode_ms_max": float(np.max(self._encode_ms)) if self._encode_ms else None,
+                  "encode_ms_p50": float(np.median(self._encode_ms)) if self._encode_ms else None,
+                  "encode_ms_p99": float(np.percentile(self._encode_ms, 99)) if self._encode_ms else None,
                   "encoder_id": self.encoder_id,
                   "device": str(self.model.device) if self.model is not None else "-",
                   "lost_estimate": self.rate.lost_estimate}

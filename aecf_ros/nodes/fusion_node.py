@@ -11,6 +11,11 @@ cost is bounded whatever the input rates; (c) the time to notice a dead sensor i
 ``timeout_s + 1 / publish_rate_hz``. With fewer than ``min_present`` modalities present nothing
 is published and ``/diagnostics`` says why (ERROR level, reason, which modalities are missing).
 
+Low latency: ``output_trigger: <modality>`` publishes as soon as an embedding of that modality is
+accepted (at most ``max_output_rate_hz``), the timer kept as a watchdog
+(:class:`aecf_ros.runtime.output_gate.OutputGate`); ``/diagnostics`` reports embedding received ->
+prediction published inside this node (``trigger_to_publish_ms_p50`` / ``_p99``).
+
 All logic lives in :class:`aecf_ros.runtime.fusion_engine.FusionEngine` (shared with
 ``aecf-ros evaluate-bag``); this node only moves messages and parameters in and out of it.
 
@@ -37,6 +42,7 @@ from aecf_ros.nodes.session import run_node
 from aecf_ros.nodes.stamps import now_sec, sec_to_stamp, stamp_to_sec
 from aecf_ros.nodes.lifecycle_base import ModelLifecycleNode
 from aecf_ros.runtime.fusion_engine import FusionEngine, FusionPrediction, FusionSettings, NoOutput
+from aecf_ros.runtime.output_gate import OutputGate, validate_trigger
 from aecf_ros.runtime.stream_monitor import StreamState
 
 SPEC = graph.node_spec("fusion_node")
@@ -51,6 +57,16 @@ class FusionNode(ModelLifecycleNode):
         self._timer = None
         self._last_output: FusionPrediction | NoOutput | None = None
         self._inference_ms = collections.deque(maxlen=200)
+        self.gate = OutputGate()
+        self._configure_gate()
+        self._trigger_ms = collections.deque(maxlen=1000)  # embedding callback entry -> publish()
+
+    def _configure_gate(self) -> None:
+        self.gate.configure(str(self.get_parameter("output_trigger").value),
+                            float(self.get_parameter("max_output_rate_hz").value),
+                            1.0 / float(self.get_parameter("publish_rate_hz").value))
+        if hasattr(self, "_trigger_ms"):
+            self._trigger_ms.clear()  # the figure is per output mode
 
     # ------------------------------------------------------------------ parameters
     def settings_from_params(self, overrides: Optional[dict] = None) -> FusionSettings:
@@ -64,7 +80,9 @@ class FusionNode(ModelLifecycleNode):
 
     def _check_candidate(self, candidate: dict) -> Optional[str]:
         mods = list(self.engine.modalities) if self.engine else list(graph.MODALITIES)
-        return FusionEngine.validate_settings(self.settings_from_params(candidate), mods)
+        trigger = candidate.get("output_trigger", self.get_parameter("output_trigger").value)
+        return (validate_trigger(str(trigger), mods)
+                or FusionEngine.validate_settings(self.settings_from_params(candidate), mods))
 
     def _on_params_set(self, params) -> None:
         names = {p.name for p in params}
@@ -76,6 +94,8 @@ class FusionNode(ModelLifecycleNode):
             if changed:
                 self.get_logger().info("applied live: " + ", ".join(
                     f"{n}={self.get_parameter(n).value}" for n in changed))
+        if names & {"publish_rate_hz", "output_trigger", "max_output_rate_hz"}:
+            self._configure_gate()
         if "publish_rate_hz" in names and self._timer is not None:
             self._start_timer()
         deferred = sorted(n for n in names if n in ("model_path", "device") or n.startswith("qos."))
@@ -90,13 +110,21 @@ class FusionNode(ModelLifecycleNode):
         if unknown:
             self.get_logger().error(f"model has modalities this graph does not know: {unknown}")
             return TransitionCallbackReturn.FAILURE
+        reason = validate_trigger(str(self.get_parameter("output_trigger").value), list(self.model.modalities))
+        if reason:
+            self.get_logger().error(reason)
+            return TransitionCallbackReturn.FAILURE
         self.engine = FusionEngine(self.model, self.settings_from_params())
+        if getattr(self.model.device, "type", "cpu") == "cuda":  # half precision + CUDA graph, batch 1
+            self.get_logger().info(f"fusion step on CUDA: {self.engine.enable_cuda_step()}")
         self.warm_up_s = self.engine.warm_up()
         self._pub = self.create_lifecycle_publisher(FusedPrediction, graph.PREDICTION_TOPIC, 10)
         self.get_logger().info(
             f"model {self.model.method} on {self.model.device} loaded, warm-up {self.warm_up_s * 1e3:.1f} ms; "
             f"modalities {', '.join(self.model.modalities)}; publishing at "
-            f"{self.get_parameter('publish_rate_hz').value} Hz")
+            f"{self.get_parameter('publish_rate_hz').value} Hz"
+            + (f" as a watchdog; output on each {self.gate.trigger} embedding (at most "
+               f"{self.gate.max_output_rate_hz:g} Hz)" if self.gate.triggered else ""))
         return super().on_configure(state)
 
     def on_activate(self, state: LifecycleState) -> TransitionCallbackReturn:
@@ -125,6 +153,7 @@ class FusionNode(ModelLifecycleNode):
 
     # ------------------------------------------------------------------ data path
     def _on_embedding(self, topic_modality: str, msg: ModalityEmbedding) -> None:
+        t_received = time.perf_counter()
         modality = msg.modality or topic_modality
         if modality != topic_modality:
             self.engine.count_drop(topic_modality, "modality_mismatch")
@@ -136,11 +165,20 @@ class FusionNode(ModelLifecycleNode):
                                         seq=int(msg.seq))
         if reason:
             self.log_drop(f"{topic_modality} embedding", reason)
+        elif self.gate.triggered and self.gate.on_embedding(modality, now_sec(self)):
+            if self._output(now_sec(self)):
+                self._trigger_ms.append((time.perf_counter() - t_received) * 1e3)
 
     def _on_timer(self) -> None:
         if self.engine is None:
             return
         now = now_sec(self)
+        if self.gate.on_timer(now):
+            self._output(now)
+
+    def _output(self, now: float) -> bool:
+        """One fusion step at ``now``; True if a prediction was published."""
+        self.gate.published(now)
         result = self.engine.step(now)
         for t in result.transitions:
             if t.new is StreamState.OK:
@@ -156,7 +194,7 @@ class FusionNode(ModelLifecycleNode):
                     self.get_logger().error(f"not publishing: {out.message}")
                 else:
                     self.get_logger().warning(f"not publishing: {out.message}")
-            return
+            return False
         if isinstance(previous, NoOutput):
             self.get_logger().info(f"publishing again from {', '.join(out.present_modalities)}")
         self._inference_ms.append(out.inference_time_s * 1e3)
@@ -171,6 +209,7 @@ class FusionNode(ModelLifecycleNode):
         msg.modality_age_s = [float(a) for a in out.ages_s]
         msg.gate_entropy = float(out.gate_entropy)
         self._pub.publish(msg)
+        return True
 
     # ------------------------------------------------------------------ diagnostics
     def diagnostics(self) -> DiagnosticArray:
@@ -205,6 +244,13 @@ class FusionNode(ModelLifecycleNode):
                   "warm_up_ms": self.warm_up_s * 1e3 if self.warm_up_s else None,
                   "device": str(self.model.device), "method": self.model.method}
         values.update({f"no_output.{r}": n for r, n in sorted(self.engine.no_output_counts.items())})
+        values["output_trigger"] = self.gate.trigger
+        values.update({f"output.{r}": n for r, n in sorted(self.gate.counts.items())})
+        if self._trigger_ms:
+            ms = np.asarray(self._trigger_ms)
+            values["trigger_to_publish_ms_p50"] = float(np.median(ms))
+            values["trigger_to_publish_ms_p99"] = float(np.percentile(ms, 99))
+            values["trigger_to_publish_n"] = len(ms)
         values.update({f"dropped.{r}": n for r, n in sorted(self.engine.engine_drops.items())})
         if not self._active:
             level, message = WARN, "inactive"

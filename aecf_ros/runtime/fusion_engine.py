@@ -179,7 +179,23 @@ class FusionEngine:
         self.last_inference_time_s: Optional[float] = None
         self.published = 0
         self.no_output_counts: collections.Counter[str] = collections.Counter()
+        self._cuda_step = None  # CudaFusionStep once enable_cuda_step() ran (CUDA models only)
+        self._cuda_step_options: Optional[tuple] = None
         self.apply_settings(self.settings)
+
+    def enable_cuda_step(self, dtype: str = "float16", cuda_graph: bool = True) -> str:
+        """Batch-1 fusion + head in ``dtype`` from a captured CUDA graph (model on CUDA only;
+        calibration stays float32). Returns the mode actually used (``cuda graph float16`` or,
+        if the capture failed, ``eager float16``). CPU models are refused (ValueError)."""
+        from aecf_ros.runtime.gpu_step import CudaFusionStep
+
+        device = getattr(self.model, "device", None)
+        if device is None or getattr(device, "type", str(device)) != "cuda":
+            raise ValueError(f"enable_cuda_step needs a model on CUDA, this one is on {device}")
+        self._cuda_step_options = (dtype, cuda_graph)
+        self._cuda_step = CudaFusionStep(self.model.fusion, self.model.head, self.modalities,
+                                         self.embedding_dims, device, dtype=dtype, cuda_graph=cuda_graph)
+        return self._cuda_step.mode
 
     # ------------------------------------------------------------------ settings
     @staticmethod
@@ -234,6 +250,8 @@ class FusionEngine:
                 temperature=float(settings.gate_temperature),
                 bias={m: float(settings.gate_bias.get(m, 0.0)) for m in self.modalities},
             )
+        if getattr(self, "_cuda_step", None) is not None:  # the half copy must see the new gate prior
+            self.enable_cuda_step(*self._cuda_step_options)
 
     # ------------------------------------------------------------------ input
     def count_drop(self, modality: str, reason: str) -> None:
@@ -335,11 +353,18 @@ class FusionEngine:
                       for m, p in zip(self.modalities, present)}
         mask = torch.tensor([present], dtype=torch.bool)
         t0 = time.perf_counter()
-        with torch.inference_mode():
-            probs, fusion_out = self.model.predict(embeddings, mask)
-        scores = probs[0].detach().float().cpu().numpy()
-        weights = fusion_out.weights[0].detach().float().cpu().numpy()
-        entropy = float(fusion_out.entropy[0]) if getattr(fusion_out, "entropy", None) is not None else 0.0
+        if self._cuda_step is not None:
+            logits, weights, entropy = self._cuda_step(
+                {m: self._embeddings[m] if p else None for m, p in zip(self.modalities, present)}, present)
+            with torch.inference_mode():
+                probs = torch.sigmoid(self.model.calibrator(logits, mask.to(logits.device), None))
+            scores = probs[0].float().cpu().numpy()
+        else:
+            with torch.inference_mode():
+                probs, fusion_out = self.model.predict(embeddings, mask)
+            scores = probs[0].detach().float().cpu().numpy()
+            weights = fusion_out.weights[0].detach().float().cpu().numpy()
+            entropy = float(fusion_out.entropy[0]) if getattr(fusion_out, "entropy", None) is not None else 0.0
         elapsed = time.perf_counter() - t0
         self.last_inference_time_s = elapsed
         ages = []

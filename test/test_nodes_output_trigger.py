@@ -1,0 +1,149 @@
+"""fusion_node with ``output_trigger: camera`` in its own process, fed embeddings over DDS.
+
+Proves: one prediction per camera embedding (its stamp = that embedding's), none for other
+modalities' embeddings; ``max_output_rate_hz`` limits a burst; when the camera dies the timer
+(watchdog) keeps predictions flowing with camera marked absent; switching live back to
+``timer`` restores the fixed rate.
+"""
+from __future__ import annotations
+
+import numpy as np
+import pytest
+
+from test_nodes_support import NodeProcess, diag_values, make_model_file, spin_for, spin_until
+
+pytestmark = [pytest.mark.ros, pytest.mark.slow]
+
+WATCHDOG_HZ = 4.0
+MAX_RATE_HZ = 25.0
+
+
+@pytest.fixture(scope="module")
+def trig(tmp_path_factory):
+    import rclpy
+    from conftest import ros_env
+    from diagnostic_msgs.msg import DiagnosticArray
+    from rclpy.executors import SingleThreadedExecutor
+    from rclpy.node import Node
+    from rclpy.qos import QoSProfile, ReliabilityPolicy
+
+    from aecf_ros.msg import FusedPrediction, ModalityEmbedding
+
+    tmp = tmp_path_factory.mktemp("trigger")
+    model_path, model = make_model_file(tmp)
+    args = ["-p", f"model_path:={model_path}", "-p", "device:=cpu", "-p", f"publish_rate_hz:={WATCHDOG_HZ}",
+            "-p", "output_trigger:=camera", "-p", f"max_output_rate_hz:={MAX_RATE_HZ}",
+            "-p", "diagnostics_period_s:=0.2", "-p", "timeout_s.camera:=0.2", "-p", "timeout_s.lidar:=5.0"]
+    proc = NodeProcess("aecf_ros.nodes.fusion_node", args, ros_env(), tmp / "fusion_node.log")
+    context = rclpy.context.Context()
+    rclpy.init(context=context)
+    node = Node("trigger_test_driver", context=context)
+    ex = SingleThreadedExecutor(context=context)
+    ex.add_node(node)
+
+    class D:
+        pass
+
+    d = D()
+    d.proc, d.node, d.executor, d.model = proc, node, ex, model
+    d.predictions, d.diag = [], {}
+    rng = np.random.default_rng(0)
+    qos = QoSProfile(depth=50, reliability=ReliabilityPolicy.RELIABLE)
+    pubs = {m: node.create_publisher(ModalityEmbedding, f"aecf/embedding/{m}", qos) for m in ("camera", "lidar")}
+
+    def send(m):
+        msg = ModalityEmbedding(modality=m, encoder_id=model.encoder_ids[m])
+        msg.header.stamp = node.get_clock().now().to_msg()
+        msg.embedding = rng.normal(size=model.embedding_dims[m]).astype(np.float32).tolist()
+        pubs[m].publish(msg)
+        return msg.header.stamp.sec + msg.header.stamp.nanosec * 1e-9
+
+    d.send = send
+    node.create_subscription(FusedPrediction, "aecf/prediction", lambda msg: d.predictions.append(msg), 100)
+
+    def on_diag(arr):
+        for s in arr.status:
+            d.diag[s.name] = s
+    node.create_subscription(DiagnosticArray, "/diagnostics", on_diag, 10)
+    # bring-up: lidar once (present for 5 s), camera until a prediction carries its stamp
+    ok = spin_until(ex, lambda: bool(send("lidar")) and bool(send("camera")) and spin_until(
+        ex, lambda: len(d.predictions) > 0, 0.5), timeout_s=60)
+    assert ok, "fusion_node never published; log:\n" + proc.log()
+    yield d
+    ex.shutdown()
+    node.destroy_node()
+    rclpy.shutdown(context=context)
+    code = proc.stop()
+    assert code == 0, proc.log()
+    assert "Traceback" not in proc.log(), proc.log()
+
+
+def _stamp(msg):
+    return msg.header.stamp.sec + msg.header.stamp.nanosec * 1e-9
+
+
+def test_one_prediction_per_trigger_embedding(trig):
+    d = trig
+    d.send("lidar")
+    spin_for(d.executor, 0.3)
+    stamps = []
+    for _ in range(8):
+        n0 = len(d.predictions)
+        stamps.append(d.send("camera"))
+        assert spin_until(d.executor, lambda: any(abs(_stamp(p) - stamps[-1]) < 1e-6 for p in d.predictions[n0:]), 3.0)
+        spin_for(d.executor, 0.06)  # > 1 / max_output_rate_hz
+    got = [_stamp(p) for p in d.predictions]
+    for s in stamps:
+        assert sum(abs(g - s) < 1e-6 for g in got) == 1, "exactly one prediction per camera embedding"
+    # a lidar embedding alone publishes nothing (it is not the trigger)
+    n0 = len(d.predictions)
+    lidar_stamp = d.send("lidar")
+    spin_for(d.executor, 0.15)
+    assert not any(abs(_stamp(p) - lidar_stamp) < 1e-6 for p in d.predictions[n0:])
+
+
+def test_burst_is_rate_limited(trig):
+    d = trig
+    d.send("lidar")
+    spin_for(d.executor, 0.3)
+    n0 = len(d.predictions)
+    sent = 0
+    import time
+    t0 = time.monotonic()
+    while time.monotonic() - t0 < 1.0:  # camera at ~200 Hz for 1 s
+        d.send("camera")
+        sent += 1
+        spin_for(d.executor, 0.005)
+    spin_for(d.executor, 0.2)
+    n = len(d.predictions) - n0
+    print(f"\n{sent} camera embeddings in 1 s -> {n} predictions (max_output_rate_hz {MAX_RATE_HZ})")
+    assert sent > 3 * MAX_RATE_HZ
+    assert 0.3 * MAX_RATE_HZ <= n <= MAX_RATE_HZ + WATCHDOG_HZ + 2
+    s = d.diag.get("fusion_node: output")
+    assert spin_until(d.executor, lambda: int(diag_values(d.diag["fusion_node: output"]).get(
+        "output.rate_limited", 0)) > 0, 2.0)
+    v = diag_values(d.diag["fusion_node: output"])
+    assert v["output_trigger"] == "camera" and float(v["trigger_to_publish_ms_p50"]) > 0
+
+
+def test_watchdog_keeps_output_when_trigger_dies_then_timer_mode_live(trig):
+    d = trig
+    d.send("lidar")  # lidar stays present (timeout 5 s); camera stops now
+    spin_for(d.executor, 0.5)  # camera ages out (timeout 0.2 s)
+    n0 = len(d.predictions)
+    spin_for(d.executor, 1.5)
+    recent = d.predictions[n0:]
+    print(f"\ncamera dead: {len(recent)} watchdog predictions in 1.5 s (timer {WATCHDOG_HZ} Hz)")
+    assert 0.5 * WATCHDOG_HZ * 1.5 <= len(recent) <= 1.5 * WATCHDOG_HZ * 1.5 + 1
+    for p in recent:
+        present = dict(zip(p.modalities, p.modality_present))
+        assert not present["camera"] and present["lidar"]
+    from test_nodes_fusion import _set_params
+    (res,) = _set_params(d, {"output_trigger": "timer"})
+    assert res.successful, res.reason
+    (res,) = _set_params(d, {"output_trigger": "radar"})
+    assert not res.successful
+    d.send("lidar")
+    n0 = len(d.predictions)
+    spin_for(d.executor, 1.0)
+    assert len(d.predictions) - n0 >= 0.5 * WATCHDOG_HZ
