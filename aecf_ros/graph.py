@@ -160,6 +160,12 @@ FUSION_PARAMETERS: tuple[ParamSpec, ...] = (
     *_qos("embeddings", depth=10),
 )
 
+# output frame of aecf/prediction (kept out of the table above so parameter additions merge cleanly)
+FUSION_PARAMETERS = FUSION_PARAMETERS + (
+    ParamSpec("frame_id", "base_link",
+              "header.frame_id of aecf/prediction (the fused result describes the robot, not one sensor)"),
+)
+
 NODES: tuple[NodeSpec, ...] = (
     NodeSpec("camera_encoder", "camera_encoder", "aecf_ros.nodes.camera_encoder",
              remaps=(Remap("image", "camera_topic"),

@@ -39,31 +39,19 @@ GROUND_TRUTH_TYPE = "diagnostic_msgs/msg/DiagnosticArray"
 # ---------------------------------------------------------------------------------------------
 # settings: the fusion node's parameters (graph.py defaults, optionally a --params-file)
 # ---------------------------------------------------------------------------------------------
-def fusion_parameters(params_file: Optional[str] = None, overrides: Optional[Mapping[str, Any]] = None) -> dict:
+def fusion_parameters(params_file: Optional[str] = None, overrides: Optional[Mapping[str, Any]] = None,
+                      namespace: str = "") -> dict:
     """Flat ``{name: value}`` of the fusion node's parameters: defaults, then the params file's
     ``fusion_node`` (or ``/**``) section, then ``overrides``."""
     from aecf_ros.graph import FUSION_PARAMETERS
 
     values = {p.name: p.default for p in FUSION_PARAMETERS}
     if params_file:
-        import yaml
+        from aecf_ros.runtime.params_file import coerce_to_declared, read_params_file
 
-        try:
-            data = yaml.safe_load(Path(params_file).read_text()) or {}
-        except (OSError, yaml.YAMLError) as exc:
-            raise ValueError(f"cannot read params file {params_file}: {exc}") from None
-
-        def flatten(d, prefix=""):
-            for k, v in d.items():
-                if isinstance(v, dict):
-                    yield from flatten(v, f"{prefix}{k}.")
-                else:
-                    yield f"{prefix}{k}", v
-
-        for section in ("/**", "fusion_node", "/fusion_node", "/**/fusion_node"):
-            body = (data.get(section) or {}).get("ros__parameters") if isinstance(data, dict) else None
-            if body:
-                values.update({k: v for k, v in flatten(body) if k in values})
+        # the node's own view of the file (rcl's typing and section matching), as launched
+        fqn = "/" + "/".join(x for x in (namespace.strip("/"), "fusion_node") if x)
+        values.update(coerce_to_declared(read_params_file(params_file, fqn), values, f"{params_file}: "))
     for k, v in (overrides or {}).items():
         if k not in values:
             raise ValueError(f"unknown fusion parameter {k!r}")

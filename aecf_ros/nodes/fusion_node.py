@@ -155,7 +155,7 @@ class FusionNode(ModelLifecycleNode):
         self._inference_ms.append(out.inference_time_s * 1e3)
         msg = FusedPrediction()
         msg.header.stamp = sec_to_stamp(out.stamp)
-        msg.header.frame_id = ""
+        msg.header.frame_id = str(self.get_parameter("frame_id").value)
         msg.class_names = list(out.class_names)
         msg.scores = [float(s) for s in out.scores]
         msg.modalities = list(out.modalities)
