@@ -21,7 +21,7 @@ from launch.actions import DeclareLaunchArgument, ExecuteProcess, IncludeLaunchD
 from launch.conditions import IfCondition
 from launch.launch_description_sources import PythonLaunchDescriptionSource
 from launch.substitutions import LaunchConfiguration, PythonExpression
-from launch_ros.actions import Node
+from launch_ros.actions import LifecycleNode
 
 from aecf_ros import graph
 
@@ -67,10 +67,11 @@ def generate_launch_description():
             **topics,
         }.items(),
     )
-    dropout = Node(
+    dropout = LifecycleNode(
         package=graph.PACKAGE,
         executable="sensor_dropout",
         name="sensor_dropout",
+        namespace="",
         output="screen",
         parameters=[LaunchConfiguration("dropout_params"), {"use_sim_time": True}],
         condition=IfCondition(LaunchConfiguration("dropout")),

@@ -20,7 +20,7 @@ def _stub_modules(monkeypatch, share):
         "launch.conditions": ["IfCondition"],
         "launch.launch_description_sources": ["PythonLaunchDescriptionSource"],
         "launch.substitutions": ["LaunchConfiguration", "PythonExpression"],
-        "launch_ros.actions": ["Node"],
+        "launch_ros.actions": ["Node", "LifecycleNode"],
         "ament_index_python.packages": [],
     }
     for module, classes in names.items():
@@ -63,7 +63,7 @@ def test_replay_launch_runs_the_graph_on_sim_time_with_players_and_relay(monkeyp
     assert "--clock" in ros2.kwargs["cmd"]
     assert any(p.kwargs["cmd"][:2] == ["aecf-ros", "replay"] for p in processes)
 
-    relay = next(e for e in entities if type(e).__name__ == "Node")
+    relay = next(e for e in entities if type(e).__name__ == "LifecycleNode")  # a managed node, like the rest
     assert relay.kwargs["executable"] == "sensor_dropout"
     assert (REPO / "scripts" / "sensor_dropout").is_file()
     assert {"use_sim_time": True} in relay.kwargs["parameters"]

@@ -209,3 +209,30 @@ def test_explicit_cuda_without_gpu_fails_configure_and_node_stays_for_retry(tmp_
         node.destroy_node()
         rclpy.shutdown(context=context)
         assert proc.stop() == 0, proc.log()
+
+
+def test_diagnostic_status_names_carry_the_namespace(rclpy_context):
+    """Aggregators and rqt_robot_monitor group by name: two robots' reports must not collide."""
+    from rclpy.lifecycle import LifecycleNode
+
+    from aecf_ros.nodes.camera_encoder import CameraEncoderNode
+    from aecf_ros.nodes.fusion_node import FusionNode
+    from aecf_ros.nodes.sensor_dropout import SensorDropoutNode
+
+    nodes = [FusionNode(context=rclpy_context, namespace="robot1"),
+             CameraEncoderNode("camera_encoder", context=rclpy_context, namespace="robot2"),
+             FusionNode(context=rclpy_context)]
+    dropout = SensorDropoutNode(context=rclpy_context, namespace="robot1")
+    try:
+        assert isinstance(dropout, LifecycleNode)  # "all nodes are lifecycle nodes"
+        assert {s.name for s in nodes[0].diagnostics().status} == {"robot1/fusion_node: output"}
+        assert [s.name for s in nodes[1].diagnostics().status] == ["robot2/camera_encoder: camera input"]
+        assert [s.name for s in nodes[2].diagnostics().status] == ["fusion_node: output"]
+        got = []
+        dropout._diag_pub.publish = got.append
+        dropout._publish_diagnostics()
+        assert [s.name for s in got[0].status] == ["robot1/sensor_dropout: plan"]
+        assert got[0].status[0].hardware_id == "/robot1/sensor_dropout"
+    finally:
+        for n in nodes + [dropout]:
+            n.destroy_node()

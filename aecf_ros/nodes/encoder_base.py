@@ -30,7 +30,7 @@ from std_msgs.msg import Header
 
 from aecf_ros.msg import ModalityEmbedding
 from aecf_ros import graph
-from aecf_ros.nodes.diagnostics import OK, WARN, diag_status
+from aecf_ros.nodes.diagnostics import OK, WARN, diag_status, status_name
 from aecf_ros.nodes.qos import qos_from_params
 from aecf_ros.nodes.session import run_node
 from aecf_ros.nodes.stamps import now_sec, sec_to_stamp
@@ -182,7 +182,7 @@ class EncoderNode(ModelLifecycleNode):
         else:
             level = OK
             message = f"input {snap['state']}" + dropped
-        arr.status.append(diag_status(f"{self.get_name()}: {self.MODALITY} input", self.get_fully_qualified_name(),
+        arr.status.append(diag_status(status_name(self, f"{self.MODALITY} input"), self.get_fully_qualified_name(),
                                       level, message, values))
         return arr
 

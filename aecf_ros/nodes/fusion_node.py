@@ -171,7 +171,7 @@ class FusionNode(ModelLifecycleNode):
         arr = DiagnosticArray()
         arr.header.stamp = self.get_clock().now().to_msg()
         hw = self.get_fully_qualified_name()
-        name = self.get_name()
+        name = self.get_fully_qualified_name().lstrip("/")  # as diagnostics.status_name: robots stay apart
         if self.engine is None:
             arr.status.append(diag_status(f"{name}: output", hw, WARN, "not configured (no model loaded)", {}))
             return arr
