@@ -67,3 +67,13 @@ def publisher_count(subscription, node=None) -> int:
     if native is not None:
         return native()
     return node.count_publishers(subscription.topic_name) if node is not None else 0
+
+
+def subscription_event_callbacks(**callbacks):
+    """``SubscriptionEventCallbacks(**callbacks)``: ``rclpy.event_handler`` (Jazzy and later) or
+    ``rclpy.qos_event`` (Humble; a deprecated alias from Jazzy on, which warns on import)."""
+    try:
+        from rclpy.event_handler import SubscriptionEventCallbacks
+    except ImportError:  # Humble
+        from rclpy.qos_event import SubscriptionEventCallbacks
+    return SubscriptionEventCallbacks(**callbacks)

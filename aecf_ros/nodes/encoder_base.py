@@ -32,6 +32,7 @@ from aecf_ros.msg import ModalityEmbedding
 from aecf_ros import graph
 from aecf_ros.nodes.diagnostics import OK, WARN, diag_status, status_name
 from aecf_ros.nodes.qos import qos_from_params
+from aecf_ros.nodes.qos_events import IncompatibleQos, incompatible_qos_callbacks
 from aecf_ros.nodes.session import run_node
 from aecf_ros.nodes.stamps import now_sec, sec_to_stamp
 from aecf_ros.nodes.lifecycle_base import ModelLifecycleNode
@@ -60,6 +61,7 @@ class EncoderNode(ModelLifecycleNode):
         self.encoded = 0
         self.published = 0
         self._encode_ms = collections.deque(maxlen=200)
+        self.qos_incompatible = IncompatibleQos()
 
     def warm_up_input(self) -> Any:
         raise NotImplementedError
@@ -95,7 +97,9 @@ class EncoderNode(ModelLifecycleNode):
         for kind in MODALITY_INPUTS[self.MODALITY].kinds:
             self._subs.append(self.create_subscription(
                 message_type(kind.msgtype), kind.topic, lambda msg, kind=kind: self._on_message(kind, msg),
-                qos_from_params(self, kind.qos_input)))
+                qos_from_params(self, kind.qos_input),
+                event_callbacks=incompatible_qos_callbacks(self, self.qos_incompatible, kind.topic,
+                                                           f"qos.{kind.qos_input}")))
         self.monitor.reset()  # silence while inactive is not the sensor's
         self._active = True
         return super().on_activate(state)
@@ -182,6 +186,9 @@ class EncoderNode(ModelLifecycleNode):
         else:
             level = OK
             message = f"input {snap['state']}" + dropped
+        values.update(self.qos_incompatible.values())
+        if self.qos_incompatible.counts:  # the likely reason the input is quiet: say it
+            level, message = max(level, WARN), (message + "; " if level != OK else "") + self.qos_incompatible.message()
         arr.status.append(diag_status(status_name(self, f"{self.MODALITY} input"), self.get_fully_qualified_name(),
                                       level, message, values))
         return arr
