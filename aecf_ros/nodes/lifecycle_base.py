@@ -60,8 +60,11 @@ class ModelLifecycleNode(LifecycleNode):
 
         self.get_logger().info(f"loading model {self.get_parameter('model_path').value or 'default'} "
                                f"on {self.get_parameter('device').value}")
+        # only this node's part: an encoder node its encoder, the fusion node no encoder at all
+        # (the text encoder alone is 22.7 M parameters); fusion + head + calibrator are small
+        modality = getattr(self, "MODALITY", "")
         try:
-            self.model = load_model_from_params(self)
+            self.model = load_model_from_params(self, parts=[modality] if modality else [])
         except ModelLoadError as exc:
             self.get_logger().error(f"cannot load model: {exc}")
             return False

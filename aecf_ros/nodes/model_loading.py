@@ -46,12 +46,15 @@ def resolve_device_rule(requested: str, warn) -> str:
     return name
 
 
-def load_model_from_params(node):
-    """Load the bundle named by ``model_path`` on ``device``; raises ModelLoadError."""
+def load_model_from_params(node, parts=None):
+    """Load the bundle named by ``model_path`` on ``device``; raises ModelLoadError.
+
+    ``parts``: the encoders to build (``["camera"]``; ``[]`` for the fusion node), see
+    :func:`aecf_ros.model.load_model`: each node holds only its part of the bundle."""
     from aecf_ros.model import load_model
 
     configure_torch_threads()
     path = str(node.get_parameter("model_path").value or "")
     device = resolve_device_rule(str(node.get_parameter("device").value or "auto"),
                                  node.get_logger().warning)
-    return load_model(None if path in ("", DEFAULT_MODEL) else path, device)
+    return load_model(None if path in ("", DEFAULT_MODEL) else path, device, parts=parts)
