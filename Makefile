@@ -18,7 +18,7 @@ PKG_SOURCES := CMakeLists.txt package.xml $(wildcard msg/*.msg) \
 
 .PHONY: setup demo test bench-ml bench-runtime soak clean help
 help:
-	@echo "make demo | make test | make bench-ml | make bench-runtime | make clean"
+	@echo "make demo | make test | make bench-ml | make bench-runtime | make soak | make faults | make clean"
 
 $(VENV)/.deps-stamp: requirements.txt tools/fix_wheel_cmake.py
 	test -x $(PY) || python3 -m venv $(VENV)
@@ -49,10 +49,21 @@ bench-ml: setup
 
 .PHONY: bench-sweep
 bench-sweep: setup
-	$(PY) -m aecf_ros.cli sweep --out docs/results/sweep --threads 1
+	for regime in standard dominant; do \
+	  $(PY) -m aecf_ros.cli sweep --regime $$regime --out docs/results/sweep/$$regime --no-progress || exit 1; \
+	done
 
 bench-runtime: setup
 	$(PY) -m aecf_ros.cli bench-runtime
+
+# 10-minute soak of the full graph (not in CI): RSS, CPU, rates, loss counters -> docs/results/soak.*
+soak: setup
+	$(PY) tools/soak.py --duration 600 --out docs/results
+
+# fault runs (kill -9 an encoder, restart fusion, flapping, 10x rate, starved fusion; ~2 min)
+.PHONY: faults
+faults: setup
+	$(PY) tools/fault_runs.py --out docs/results/fault_runs.json
 
 clean:
 	rm -rf build $(VENV)

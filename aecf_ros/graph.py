@@ -55,6 +55,18 @@ PREDICTION_TOPIC = "aecf/prediction"
 DIAGNOSTICS_TOPIC = "/diagnostics"
 DEFAULT_MODEL = "default"  # model_path value meaning "the shipped checkpoint"
 
+# Bounds on what one sensor message may cost an encoder (the defaults of the encoder parameters
+# ``max_pixels`` / ``max_text_chars``; ``aecf_ros.runtime.input_limits`` builds on them).
+#: 4096 x 4096: a 4K UHD frame (8.3 MP) and a 12 MP camera fit.
+DEFAULT_MAX_PIXELS = 4096 * 4096
+#: Far beyond the 256 tokens MiniLM reads, so it never changes a MiniLM embedding; a 1 MB string
+#: was measured to take ~945 ms to tokenize whole before MiniLM's own truncation.
+DEFAULT_MAX_TEXT_CHARS = 4096
+#: Embeddings with any |value| above this are dropped (``out_of_range``). The literal, because
+#: this module imports nothing: it equals ``aecf_ros.core.INPUT_ABS_LIMIT`` (test_nodes_graph.py
+#: asserts so), the bound below which the fusion is exact in float32 and float16.
+DEFAULT_MAX_ABS_EMBEDDING = 1.0e4
+
 
 def embedding_topic(modality: str) -> str:
     return f"aecf/embedding/{modality}"
@@ -141,10 +153,32 @@ def _input_quiet(modality: str) -> ParamSpec:
                      f"than this (node clock); OK again when one arrives", range=(0.01, 3600.0))
 
 
+# Nominal sensor rates for the rate check; 0 = not monitored (the default: only the robot's
+# params file knows its sensors; config/aecf.yaml sets 30 / 10 Hz).
+_MIN_RATE_FRACTION = ParamSpec(
+    "min_rate_fraction", 0.5,
+    "/diagnostics WARN when a sensor with an expected rate arrives slower than this fraction of it "
+    "(measured on the node clock over max(2 s, 10 expected periods))", range=(0.01, 1.0))
+
+
+def _expected_rate(modality: str, name: str = "expected_rate_hz") -> ParamSpec:
+    return ParamSpec(name, 0.0,
+                     f"nominal {modality} rate (Hz); below min_rate_fraction of it /diagnostics says WARN, and "
+                     f"header-stamp gaps longer than 1.5 periods are counted as lost inputs (estimate); "
+                     f"0 = not monitored", range=(0.0, 1000.0))
+
+
 ENCODER_PARAMETERS: dict[str, tuple[ParamSpec, ...]] = {
-    "camera": (_input_quiet("camera"), *_qos("image")),
-    "lidar": (_input_quiet("lidar"), *_qos("points")),
-    "text": (_input_quiet("text"), *_qos("text", depth=10)),
+    "camera": (_input_quiet("camera"), *_qos("image"), _expected_rate("camera"), _MIN_RATE_FRACTION,
+               ParamSpec("max_pixels", DEFAULT_MAX_PIXELS,
+                         "images declaring more pixels (width x height; compressed images: read from the "
+                         "PNG/JPEG header before decoding) are dropped as too_large",
+                         range=(1, 1 << 30))),
+    "lidar": (_input_quiet("lidar"), *_qos("points"), _expected_rate("lidar"), _MIN_RATE_FRACTION),
+    "text": (_input_quiet("text"), *_qos("text", depth=10), _expected_rate("text"), _MIN_RATE_FRACTION,
+             ParamSpec("max_text_chars", DEFAULT_MAX_TEXT_CHARS,
+                       "longer strings are cut to this many characters before tokenizing "
+                       "(counted as text_clipped)", range=(1, 1 << 24))),
 }
 
 _DEFAULT_TIMEOUT_S = {"camera": 0.25, "lidar": 0.4, "text": 3.0}
@@ -166,6 +200,13 @@ FUSION_PARAMETERS: tuple[ParamSpec, ...] = (
               range=(1, len(MODALITIES))),
     ParamSpec("score_threshold", 0.5, "a class counts as detected (logs, demo) at or above this score",
               range=(0.0, 1.0)),
+    # DEFAULT_MAX_ABS_EMBEDDING = aecf_ros.core.INPUT_ABS_LIMIT (1.0e4): the fusion is exact below it
+    ParamSpec("max_abs_embedding", DEFAULT_MAX_ABS_EMBEDDING,
+              "embeddings with any |value| above this are dropped (out_of_range); at most 1e4, the bound "
+              "below which the fusion is exact in float32 and float16",
+              range=(1.0e-3, DEFAULT_MAX_ABS_EMBEDDING)),
+    *(_expected_rate(m, f"expected_rate_hz.{m}") for m in MODALITIES),
+    _MIN_RATE_FRACTION,
     *_qos("embeddings", depth=10),
 )
 

@@ -282,3 +282,23 @@ def test_calibrator_missing_an_old_key_is_a_clear_load_error(model, tmp_path):
     p = tmp_path / "broken_cal.pt"
     torch.save(payload, p)
     _load_fails(p, "incompatible: weights for calibrator")
+
+
+def test_bundle_saved_before_presence_tokens_loads_without_them(model, tmp_path):
+    """A bundle whose fusion config predates ``presence_tokens`` (no key, no ``missing_token``
+    weights) was trained without the tokens: it loads, rebuilt without them, with its outputs."""
+    payload = model_payload(model)
+    assert payload["config"]["fusion"]["presence_tokens"] is True  # new bundles record the choice
+    del payload["config"]["fusion"]["presence_tokens"]
+    del payload["state_dicts"]["fusion"]["missing_token"]
+    p = tmp_path / "old.pt"
+    torch.save(payload, p)
+    old = load_model(p, "cpu")
+    assert old.fusion.presence_tokens is False and not hasattr(old.fusion, "missing_token")
+
+
+def test_shipped_default_model_loads():
+    from aecf_ros.model import DEFAULT_MODEL_PATH
+
+    m = load_model(DEFAULT_MODEL_PATH, "cpu")
+    assert set(m.modalities) == {"camera", "lidar", "text"}

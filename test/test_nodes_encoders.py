@@ -184,8 +184,9 @@ def _bad_inputs():
     m = pointcloud2_msg(scene.points, 1.0)
     m.fields = [f for f in m.fields if f.name != "z"]
     out.append(("points", m, "lidar", "missing_field"))
-    m = pointcloud2_msg(scene.points, 1.0, layout=CloudLayout(**{**CloudLayout.xyzi().__dict__, "big_endian": True}))
-    out.append(("points", m, "lidar", "big_endian"))
+    m = pointcloud2_msg(scene.points, 1.0)
+    m.fields = list(m.fields) + [m.fields[0]]  # two fields named x: ambiguous
+    out.append(("points", m, "lidar", "duplicate_field"))
     m = pointcloud2_msg(scene.points, 1.0)
     m.data = bytes(m.data)[:-7]
     out.append(("points", m, "lidar", "truncated"))

@@ -34,6 +34,28 @@ def test_launch_file_derives_nodes_from_graph():
         assert topic not in literals
 
 
+def test_max_abs_embedding_default_is_the_core_input_limit():
+    """graph.py imports nothing, so it writes the literal; it must be the core's bound."""
+    from aecf_ros.core import INPUT_ABS_LIMIT
+    from aecf_ros.runtime.fusion_engine import FusionSettings
+
+    assert graph.DEFAULT_MAX_ABS_EMBEDDING == INPUT_ABS_LIMIT
+    spec = {p.name: p for p in graph.FUSION_PARAMETERS}["max_abs_embedding"]
+    assert spec.default == INPUT_ABS_LIMIT and spec.range[1] == INPUT_ABS_LIMIT
+    assert FusionSettings().max_abs_embedding == INPUT_ABS_LIMIT
+
+
+def test_input_limit_defaults_come_from_graph():
+    from aecf_ros.runtime.input_limits import InputLimits
+
+    limits = InputLimits()
+    assert limits.max_pixels == graph.DEFAULT_MAX_PIXELS
+    assert limits.max_text_chars == graph.DEFAULT_MAX_TEXT_CHARS
+    table = {p.name: p.default for p in graph.ENCODER_PARAMETERS["camera"] + graph.ENCODER_PARAMETERS["text"]}
+    assert table["max_pixels"] == graph.DEFAULT_MAX_PIXELS
+    assert table["max_text_chars"] == graph.DEFAULT_MAX_TEXT_CHARS
+
+
 def _fake_launch_modules():
     """Minimal stand-ins for launch / launch_ros (not installable here) that record arguments."""
 

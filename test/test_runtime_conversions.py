@@ -169,6 +169,86 @@ def test_bad_compressed_images_raise_typed_error(fmt, data, reason):
     assert err.value.reason_code == reason
 
 
+def _png_bytes(rgb):
+    from PIL import Image as PILImage
+
+    buf = io.BytesIO()
+    PILImage.fromarray(rgb).save(buf, format="PNG")
+    return buf.getvalue()
+
+
+def _jpeg_bytes(rgb, progressive=False):
+    from PIL import Image as PILImage
+
+    buf = io.BytesIO()
+    PILImage.fromarray(rgb).save(buf, format="JPEG", quality=90, progressive=progressive)
+    return buf.getvalue()
+
+
+def _declare_size(data, width, height):
+    """The same file with a forged header size (what a decompression bomb looks like)."""
+    data = bytearray(data)
+    if data.startswith(b"\x89PNG"):
+        struct.pack_into(">II", data, 16, width, height)
+        return bytes(data)
+    i = 2
+    while data[i + 1] not in (0xC0, 0xC1, 0xC2):
+        i += 2 + struct.unpack(">H", data[i + 2:i + 4])[0]
+    struct.pack_into(">HH", data, i + 5, height, width)
+    return bytes(data)
+
+
+@pytest.mark.parametrize("kind", ["png", "jpeg", "progressive_jpeg"])
+def test_compressed_size_read_from_header_matches_image(kind):
+    from aecf_ros.runtime.conversions import compressed_image_size
+
+    rgb = RNG.integers(0, 256, size=(37, 53, 3), dtype=np.uint8)
+    data = _png_bytes(rgb) if kind == "png" else _jpeg_bytes(rgb, progressive=kind.startswith("prog"))
+    assert compressed_image_size(data) == (53, 37)
+
+
+@pytest.mark.parametrize("kind", ["png", "jpeg"])
+def test_compressed_bomb_rejected_from_header_before_decoding(kind, monkeypatch):
+    """A small file declaring 16000x16000 is too_large without being decoded (issue 11 item 2)."""
+    import cv2
+
+    rgb = _truth_rgb()
+    data = _declare_size(_png_bytes(rgb) if kind == "png" else _jpeg_bytes(rgb), 16000, 16000)
+    calls = []
+    monkeypatch.setattr(cv2, "imdecode", lambda *a: calls.append(a))
+    with pytest.raises(ConversionError) as err:
+        compressed_image_to_rgb(kind, data)
+    assert err.value.reason_code == "too_large" and "16000x16000" in err.value.message
+    assert calls == []  # never reached the decoder
+    monkeypatch.undo()
+    # a bound above the declared size lets it through to the decoder
+    compressed_image_to_rgb(kind, _png_bytes(rgb) if kind == "png" else _jpeg_bytes(rgb), max_pixels=H * W)
+    with pytest.raises(ConversionError) as err:
+        compressed_image_to_rgb(kind, _png_bytes(rgb) if kind == "png" else _jpeg_bytes(rgb), max_pixels=H * W - 1)
+    assert err.value.reason_code == "too_large"
+
+
+def test_compressed_data_that_is_neither_png_nor_jpeg_is_not_decoded():
+    import cv2
+
+    bmp = cv2.imencode(".bmp", _truth_rgb())[1].tobytes()
+    with pytest.raises(ConversionError) as err:
+        compressed_image_to_rgb("png", bmp)  # cv2 would decode a BMP whatever the format field says
+    assert err.value.reason_code == "decode_failed"
+
+
+def test_raw_image_over_max_pixels_is_too_large():
+    truth = _truth_rgb()
+    with pytest.raises(ConversionError) as err:
+        image_to_rgb("rgb8", H, W, W * 3, 0, truth.tobytes(), max_pixels=H * W - 1)
+    assert err.value.reason_code == "too_large"
+    # a huge declared size is too_large, not merely truncated
+    with pytest.raises(ConversionError) as err:
+        image_to_rgb("rgb8", 16000, 16000, 48000, 0, truth.tobytes())
+    assert err.value.reason_code == "too_large"
+    np.testing.assert_array_equal(image_to_rgb("rgb8", H, W, W * 3, 0, truth.tobytes(), max_pixels=H * W), truth)
+
+
 def test_truncated_png_is_decode_failure():
     from PIL import Image as PILImage
 
@@ -280,10 +360,32 @@ def test_empty_cloud_gives_zero_points():
 XYZ = [_field(n, o, FLOAT32) for n, o in (("x", 0), ("y", 4), ("z", 8))]
 
 
+def test_big_endian_cloud_decoded_like_little_endian():
+    """Big-endian clouds are decoded (sensor_msgs_py.read_points does), not rejected."""
+    pts = _random_points(9, with_nan=2)
+    layout = LAYOUTS["velodyne_like"][0]
+    point_step = LAYOUTS["velodyne_like"][1]
+    fields = [_field(n, o, d) for n, o, d in layout]
+    little = _pack_cloud(pts, layout, point_step, 1, 9, 9 * point_step)
+    big = bytearray(b"\xcd" * (9 * point_step))
+    for i, p in enumerate(pts):
+        for name, offset, datatype in layout:
+            struct.pack_into(">" + STRUCT_CODE[datatype], big, i * point_step + offset, p.get(name, 0))
+    expected = pointcloud_to_xyzi(fields, 1, 9, point_step, 9 * point_step, 0, little)
+    got = pointcloud_to_xyzi(fields, 1, 9, point_step, 9 * point_step, 1, bytes(big))
+    np.testing.assert_array_equal(got, expected)
+    np.testing.assert_array_equal(got, _reference(pts))
+
+
 @pytest.mark.parametrize(
     "kwargs, reason",
     [
-        (dict(fields=XYZ, height=1, width=4, point_step=12, row_step=48, is_bigendian=1, data=bytes(48)), "big_endian"),
+        (dict(fields=[*XYZ, _field("x", 0, FLOAT32)], height=1, width=4, point_step=12, row_step=48,
+              is_bigendian=0, data=bytes(48)), "duplicate_field"),
+        (dict(fields=[_field("x", 0, FLOAT32, count=0), *XYZ[1:]], height=1, width=4, point_step=12,
+              row_step=48, is_bigendian=0, data=bytes(48)), "bad_field"),
+        (dict(fields=[*XYZ, _field("ring", 12, UINT16, count=0)], height=1, width=4, point_step=14,
+              row_step=56, is_bigendian=0, data=bytes(56)), "bad_field"),
         (dict(fields=XYZ[:2], height=1, width=4, point_step=12, row_step=48, is_bigendian=0, data=bytes(48)), "missing_field"),
         (dict(fields=[], height=1, width=4, point_step=12, row_step=48, is_bigendian=0, data=bytes(48)), "missing_field"),
         (dict(fields=XYZ, height=1, width=4, point_step=12, row_step=48, is_bigendian=0, data=bytes(47)), "truncated"),

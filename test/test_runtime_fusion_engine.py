@@ -222,3 +222,72 @@ def test_with_real_untrained_model():
     engine.apply_settings(FusionSettings(timeout_s=s.timeout_s, enabled={"camera": False}))
     out3 = engine.step(1.1).output
     assert out3.weights[list(model.modalities).index("camera")] == 0.0
+
+
+@pytest.mark.parametrize("huge", [1e30, 1e20, 1.0001e4, -1e30, 1e300])
+def test_embedding_beyond_the_exact_bound_dropped_as_out_of_range(huge):
+    """Issue 11 item 1: one huge finite element made every score NaN; it is dropped and counted."""
+    model, engine = _engine()
+    _feed_all(engine, 1.0)
+    vec = np.ones(4)
+    vec[2] = huge
+    assert engine.submit("camera", vec, 1.01, 1.01, "cam-1") == "out_of_range"
+    assert engine.monitors["camera"].drops["out_of_range"] == 1
+    res = engine.step(1.02)
+    assert isinstance(res.output, FusionPrediction) and res.output.present[0]
+    np.testing.assert_array_equal(model.calls[-1][0]["camera"][0].numpy(), np.ones(4))  # the good one
+    edge = np.full(4, 1.0e4, dtype=np.float32)
+    assert engine.submit("camera", edge, 1.03, 1.03, "cam-1") is None  # the bound itself is fine
+
+
+def test_max_abs_embedding_is_a_setting_and_is_validated():
+    _, engine = _engine(max_abs_embedding=10.0)
+    assert engine.submit("camera", np.full(4, 11.0), 1.0, 1.0, "cam-1") == "out_of_range"
+    assert FusionEngine.validate_settings(FusionSettings(max_abs_embedding=0.0), MODS)
+    assert FusionEngine.validate_settings(FusionSettings(max_abs_embedding=math.inf), MODS)
+
+
+@pytest.mark.parametrize("bad_probs, bad_weights", [
+    ([[math.nan, 0.1]], None), ([[1.5, 0.1]], None), ([[0.5, -0.01]], None),
+    (None, [[math.nan, math.nan, math.nan]]), (None, [[0.5, 0.5, 1.2]]),
+])
+def test_non_finite_or_out_of_range_output_is_withheld_and_counted(bad_probs, bad_weights):
+    """Whatever the maths does, a NaN or out-of-[0, 1] score or weight is never published."""
+    model, engine = _engine()
+    real_predict = model.predict
+
+    def broken_predict(embeddings, present):
+        probs, out = real_predict(embeddings, present)
+        if bad_probs is not None:
+            probs = torch.tensor(bad_probs)
+        if bad_weights is not None:
+            out.weights = torch.tensor(bad_weights)
+        return probs, out
+
+    model.predict = broken_predict
+    _feed_all(engine, 1.0)
+    res = engine.step(1.0)
+    assert isinstance(res.output, NoOutput) and res.output.reason == "invalid_output"
+    assert engine.no_output_counts["invalid_output"] == 1 and engine.published == 0
+    model.predict = real_predict
+    assert isinstance(engine.step(1.01).output, FusionPrediction)
+
+
+def test_sequence_gaps_reported_as_lost_per_modality():
+    _, engine = _engine()
+    for n, t in [(1, 1.0), (2, 1.01), (6, 1.02)]:
+        assert engine.submit("lidar", np.ones(3), t, t, "lid-1", seq=n) is None
+    engine.submit("lidar", np.full(3, math.nan), 1.03, 1.03, "lid-1", seq=7)  # received, then dropped
+    engine.submit("lidar", np.ones(3), 1.04, 1.04, "lid-1", seq=8)
+    snap = engine.snapshot(1.05)
+    assert snap["lidar"]["lost"] == 3 and snap["camera"]["lost"] == 0
+
+
+def test_expected_rate_low_reported_in_snapshot():
+    _, engine = _engine(expected_rate_hz={"camera": 30.0}, min_rate_fraction=0.5)
+    for i in range(16):  # 5 Hz for 3 s
+        t = 10.0 + i * 0.2
+        engine.submit("camera", np.ones(4), t, t, "cam-1")
+    snap = engine.snapshot(13.0)["camera"]
+    assert snap["rate_state"] == "LOW" and "expected 30 Hz" in snap["rate_message"]
+    assert engine.snapshot(13.0)["lidar"]["rate_state"] == "NOT MONITORED"

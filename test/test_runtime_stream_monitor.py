@@ -116,3 +116,60 @@ def test_stamp_jumping_back_far_restarts_from_new_sample():
 def test_non_finite_now_never_crashes():
     mon = StreamMonitor("lidar", timeout_s=0.5)
     assert mon.tick(math.inf) == [] and mon.tick(math.nan) == []
+
+
+def test_single_frame_stamped_far_behind_is_dropped_not_a_time_jump():
+    """Issue 11 item 3: one mis-stamped frame must not reset the stream."""
+    mon = StreamMonitor("camera", timeout_s=0.25)
+    for i in range(30):
+        assert mon.feed(100.0 + i / 30, 100.0 + i / 30)
+    newest = mon.newest_stamp
+    assert not mon.feed(0.0, 101.0)  # a driver bug: stamp 0
+    assert mon.time_jumps == 0 and mon.newest_stamp == newest
+    assert mon.drops["stamp_behind"] == 1
+    assert mon.is_present(101.0)
+
+
+def test_every_second_frame_stamped_zero_keeps_the_camera_present_at_every_tick():
+    mon = StreamMonitor("camera", timeout_s=0.25)
+    present = []
+    for i in range(300):  # 10 s at 30 Hz, every second frame stamped 0
+        t = 100.0 + i / 30
+        mon.feed(0.0 if i % 2 else t, t)
+        mon.tick(t)
+        present.append(mon.is_present(t))
+    assert all(present)
+    assert mon.time_jumps == 0 and mon.drops["stamp_behind"] == 150
+
+
+def test_source_restarted_on_new_time_base_is_accepted_after_consistent_samples():
+    """A driver restarted with its own clock near 0 while the node clock runs on."""
+    mon = StreamMonitor("lidar", timeout_s=0.5, time_base_samples=3)
+    for i in range(10):
+        mon.feed(500.0 + i * 0.1, 500.0 + i * 0.1)
+    assert not mon.feed(1.0, 501.1) and not mon.feed(1.1, 501.2)
+    assert mon.newest_stamp == pytest.approx(500.9) and mon.time_jumps == 0
+    assert mon.feed(1.2, 501.3)  # third consistent sample: new time base
+    assert mon.time_jumps == 1 and mon.newest_stamp == 1.2
+    assert mon.feed(1.3, 501.4) and mon.drops["stamp_behind"] == 2
+
+
+def test_inconsistent_far_behind_stamps_never_make_a_time_base():
+    mon = StreamMonitor("lidar", timeout_s=0.5, time_base_samples=3)
+    mon.feed(500.0, 500.0)
+    for k, stamp in enumerate([0.0, 200.0, 5.0, 300.0, 1.0, 100.0]):  # random garbage stamps
+        assert not mon.feed(stamp, 500.01 + k * 0.01)
+    assert mon.time_jumps == 0 and mon.newest_stamp == 500.0
+
+
+def test_future_stamp_tolerance_follows_the_timeout():
+    """Issue 11 item 7: a camera clock 0.9 s ahead must not stay present long after it stops."""
+    mon = StreamMonitor("camera", timeout_s=0.25)
+    assert mon.max_future_s == 0.25
+    assert not mon.feed(10.9, 10.0)  # 0.9 s ahead: dropped
+    assert mon.drops["stamp_in_future"] == 1 and mon.newest_stamp is None
+    assert mon.feed(10.2, 10.0)  # 0.2 s ahead: within the timeout, accepted
+    assert not mon.is_present(10.0 + 0.2 + 0.25 + 1e-6)  # gone at most 2 x timeout after it stopped
+    mon.set_timeout(1.0)
+    assert mon.max_future_s == 1.0 and mon.feed(10.95, 10.01)
+    assert StreamMonitor("x", timeout_s=0.25, max_future_s=2.0).max_future_s == 2.0

@@ -188,6 +188,12 @@ def load_model(path: str | os.PathLike | None = None, device: str | torch.device
     dev = resolve_device(device)
     config = dict(payload["config"])
     config["class_names"] = list(payload["class_names"])
+    fusion_cfg = config.get("fusion")
+    if isinstance(fusion_cfg, Mapping) and str(fusion_cfg.get("method", "")).startswith("aecf") \
+            and "presence_tokens" not in fusion_cfg:
+        # saved before AECF had learned missing-modality tokens (the shipped default.pt among
+        # them): it was trained without them, so it is rebuilt without them
+        config["fusion"] = {**dict(fusion_cfg), "presence_tokens": False}
     skipped = _skipped_encoders(payload, config, parts)
     files = {m: r for m, r in (payload.get("encoder_files") or {}).items() if m not in skipped}
     encoder_paths = dict(encoder_paths or {})

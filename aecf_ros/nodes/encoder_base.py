@@ -14,6 +14,18 @@ Input silence: when no sensor message has arrived for longer than ``input_quiet_
 clock), ``/diagnostics`` reports WARN with the age of the newest message and the node logs it
 once; when messages arrive again it logs that once and the report goes back to OK.
 
+Input rate: with ``expected_rate_hz`` > 0, ``/diagnostics`` reports WARN while messages arrive
+slower than ``min_rate_fraction`` of it (:class:`~aecf_ros.runtime.rate_monitor.RateMonitor`, node
+clock), and header-stamp gaps longer than 1.5 periods are counted as ``lost_estimate`` (inputs
+that never reached the callback: the sensor -> encoder hop has no sequence number, and neither
+QoS message-lost events nor Humble's callbacks see KEEP_LAST overwrites).
+
+Size bounds: ``max_pixels`` (camera: compressed images are checked from their header before
+decoding, ``too_large``) and ``max_text_chars`` (text: cut before tokenizing, ``text_clipped``).
+
+Output: each embedding carries ``seq`` (1, 2, 3, ... per encoder process) so the fusion node
+counts embeddings lost on the encoder -> fusion hop.
+
 Lifecycle: model load + warm-up in ``on_configure``; subscriptions only while active.
 """
 from __future__ import annotations
@@ -37,7 +49,9 @@ from aecf_ros.nodes.session import run_node
 from aecf_ros.nodes.stamps import now_sec, sec_to_stamp
 from aecf_ros.nodes.lifecycle_base import ModelLifecycleNode
 from aecf_ros.runtime.conversions import ConversionError
+from aecf_ros.runtime.input_limits import InputLimits
 from aecf_ros.runtime.inputs import MODALITY_INPUTS, InputKind, check_embedding, prepare_input
+from aecf_ros.runtime.rate_monitor import RateMonitor, RateState
 from aecf_ros.runtime.stream_monitor import StreamMonitor, StreamState
 
 
@@ -58,10 +72,23 @@ class EncoderNode(ModelLifecycleNode):
         self.encoder_id = ""
         # judges message *arrivals* on the node clock (stamps are judged by the fusion node)
         self.monitor = StreamMonitor(self.MODALITY, float(self.get_parameter("input_quiet_s").value))
+        self.rate = RateMonitor(float(self.get_parameter("expected_rate_hz").value),
+                                float(self.get_parameter("min_rate_fraction").value))
+        self.limits = self._limits_from_params()
+        self.notes: collections.Counter[str] = collections.Counter()  # counted, not dropped
         self.encoded = 0
         self.published = 0
+        self._seq = 0  # ModalityEmbedding.seq of the last embedding published by this process
         self._encode_ms = collections.deque(maxlen=200)
         self.qos_incompatible = IncompatibleQos()
+
+    def _limits_from_params(self) -> InputLimits:
+        def value(name, default):
+            return int(self.get_parameter(name).value) if self.has_parameter(name) else default
+
+        base = InputLimits()
+        return InputLimits(max_pixels=value("max_pixels", base.max_pixels),
+                           max_text_chars=value("max_text_chars", base.max_text_chars))
 
     def warm_up_input(self) -> Any:
         raise NotImplementedError
@@ -72,6 +99,11 @@ class EncoderNode(ModelLifecycleNode):
         for p in params:
             if p.name == "input_quiet_s":
                 self.monitor.set_timeout(float(p.value))
+            elif p.name in ("expected_rate_hz", "min_rate_fraction"):
+                self.rate.configure(float(self.get_parameter("expected_rate_hz").value),
+                                    float(self.get_parameter("min_rate_fraction").value))
+            elif p.name in ("max_pixels", "max_text_chars"):
+                self.limits = self._limits_from_params()
             else:
                 deferred.append(p.name)
         if deferred and self.model is not None:
@@ -101,6 +133,7 @@ class EncoderNode(ModelLifecycleNode):
                 event_callbacks=incompatible_qos_callbacks(self, self.qos_incompatible, kind.topic,
                                                            f"qos.{kind.qos_input}")))
         self.monitor.reset()  # silence while inactive is not the sensor's
+        self.rate.reset()
         self._active = True
         return super().on_activate(state)
 
@@ -120,12 +153,17 @@ class EncoderNode(ModelLifecycleNode):
             arrival = previous_arrival
         self.monitor.feed(arrival, arrival)
         self._check_input(receive_time, previous_arrival)
+        header = getattr(msg, "header", None) if kind.stamp_from_header else None
+        stamp = (float(header.stamp.sec) + float(header.stamp.nanosec) * 1e-9) if header is not None else None
+        self.rate.record(receive_time, stamp)
         t0 = time.perf_counter()
         try:
-            prepared = prepare_input(self.MODALITY, kind.msgtype, msg, receive_time)
+            prepared = prepare_input(self.MODALITY, kind.msgtype, msg, receive_time, self.limits)
         except ConversionError as exc:
             self._drop(exc.reason_code, exc.message)
             return
+        for note in prepared.notes:
+            self.notes[note] += 1
         try:
             embedding = self.model.encode(self.MODALITY, prepared.raw)
         except Exception as exc:  # noqa: BLE001 - a bad input must never kill the node
@@ -144,6 +182,8 @@ class EncoderNode(ModelLifecycleNode):
         out.modality = self.MODALITY
         out.embedding = vec.tolist()
         out.encoder_id = self.encoder_id
+        self._seq += 1
+        out.seq = self._seq
         self._pub.publish(out)
         self.published += 1
 
@@ -172,8 +212,11 @@ class EncoderNode(ModelLifecycleNode):
                   "encode_ms_mean": float(np.mean(self._encode_ms)) if self._encode_ms else None,
                   "encode_ms_max": float(np.max(self._encode_ms)) if self._encode_ms else None,
                   "encoder_id": self.encoder_id,
-                  "device": str(self.model.device) if self.model is not None else "-"}
+                  "device": str(self.model.device) if self.model is not None else "-",
+                  "lost_estimate": self.rate.lost_estimate}
+        values.update(self.rate.snapshot(now))
         values.update({f"dropped.{r}": n for r, n in sorted(drops.items())})
+        values.update({r: n for r, n in sorted(self.notes.items())})
         dropped = f"; {sum(drops.values())} inputs dropped" if drops else ""
         if self.model is None:
             level, message = WARN, "not configured (no model loaded)"
@@ -183,6 +226,9 @@ class EncoderNode(ModelLifecycleNode):
             level = WARN
             message = (f"input quiet for {snap['age_s']:.2f} s (> input_quiet_s {self.monitor.timeout_s:g})"
                        + dropped)
+        elif self.rate.state(now) is RateState.LOW:
+            level = WARN
+            message = f"input {snap['state']}; {self.rate.describe(now)}" + dropped
         else:
             level = OK
             message = f"input {snap['state']}" + dropped

@@ -71,7 +71,8 @@ class FusionNode(ModelLifecycleNode):
         if self.engine is not None:
             self.engine.apply_settings(self.settings_from_params())
             changed = sorted(n for n in names if n.split(".")[0] in (
-                "timeout_s", "enabled", "gate_temperature", "gate_bias", "min_present", "score_threshold"))
+                "timeout_s", "enabled", "gate_temperature", "gate_bias", "min_present", "score_threshold",
+                "max_abs_embedding", "expected_rate_hz", "min_rate_fraction"))
             if changed:
                 self.get_logger().info("applied live: " + ", ".join(
                     f"{n}={self.get_parameter(n).value}" for n in changed))
@@ -129,8 +130,10 @@ class FusionNode(ModelLifecycleNode):
             self.engine.count_drop(topic_modality, "modality_mismatch")
             reason = "modality_mismatch"
         else:
-            reason = self.engine.submit(modality, np.asarray(msg.embedding, dtype=np.float32),
-                                        stamp_to_sec(msg.header.stamp), now_sec(self), msg.encoder_id)
+            # float64: the engine judges the values before any float32 overflow hides them
+            reason = self.engine.submit(modality, np.asarray(msg.embedding, dtype=np.float64),
+                                        stamp_to_sec(msg.header.stamp), now_sec(self), msg.encoder_id,
+                                        seq=int(msg.seq))
         if reason:
             self.log_drop(f"{topic_modality} embedding", reason)
 
@@ -148,7 +151,11 @@ class FusionNode(ModelLifecycleNode):
         previous, self._last_output = self._last_output, out
         if isinstance(out, NoOutput):
             if not isinstance(previous, NoOutput) or previous.reason != out.reason:
-                self.get_logger().warning(f"not publishing: {out.message}")
+                # (two call sites: rclpy refuses one call site logging at two severities)
+                if out.reason == "invalid_output":
+                    self.get_logger().error(f"not publishing: {out.message}")
+                else:
+                    self.get_logger().warning(f"not publishing: {out.message}")
             return
         if isinstance(previous, NoOutput):
             self.get_logger().info(f"publishing again from {', '.join(out.present_modalities)}")
@@ -181,9 +188,15 @@ class FusionNode(ModelLifecycleNode):
             values = {"state": state.value, "age_s": snap["age_s"], "receive_rate_hz": snap["receive_rate_hz"],
                       "timeout_s": snap["timeout_s"], "enabled": snap["enabled"], "received": snap["received"],
                       "time_jumps": snap["time_jumps"],
-                      "dropped": sum(snap["drops"].values())}
+                      "dropped": sum(snap["drops"].values()),
+                      "lost": snap["lost"], "encoder_restarts": snap["encoder_restarts"],
+                      "rate_state": snap["rate_state"], "rate_hz": snap["rate_hz"],
+                      "expected_rate_hz": snap["expected_rate_hz"]}
             values.update({f"dropped.{r}": n for r, n in sorted(snap["drops"].items())})
-            arr.status.append(diag_status(f"{name}: {m}", hw, STATE_LEVEL[state], state.value, values))
+            level, message = STATE_LEVEL[state], state.value
+            if state is StreamState.OK and snap["rate_message"]:
+                level, message = WARN, f"{state.value}; {snap['rate_message']}"
+            arr.status.append(diag_status(f"{name}: {m}", hw, level, message, values))
         out = self._last_output
         values = {"published": self.engine.published, "publish_rate_hz": self.get_parameter("publish_rate_hz").value,
                   "inference_ms_last": self._inference_ms[-1] if self._inference_ms else None,

@@ -15,13 +15,18 @@ Conventions
   16 -> 8 bit display conversion.
 * Point clouds come out as ``float32[N, 4]`` = x, y, z, intensity (0 when the cloud has no
   intensity field). Points with a non-finite x, y or z are dropped (organised clouds mark
-  missing returns with NaN). Extra fields (ring, time, ...) are ignored.
+  missing returns with NaN). Extra fields (ring, time, ...) are ignored. Either byte order.
+* Size bounds: an image declaring more than ``max_pixels`` pixels is ``too_large``; for a
+  compressed image the size is read from the PNG/JPEG header *before* decoding, so a small file
+  declaring 16000 x 16000 (a decompression bomb: seconds of CPU, GBs of memory) costs nothing.
 """
 from __future__ import annotations
 
 from typing import Any, Iterable
 
 import numpy as np
+
+from aecf_ros.runtime.input_limits import DEFAULT_MAX_PIXELS
 
 __all__ = [
     "ConversionError",
@@ -33,6 +38,8 @@ __all__ = [
     "compressed_msg_to_rgb",
     "pointcloud_msg_to_xyzi",
     "POINTFIELD_DTYPES",
+    "DEFAULT_MAX_PIXELS",
+    "compressed_image_size",
 ]
 
 
@@ -40,7 +47,7 @@ class ConversionError(ValueError):
     """A sensor message that cannot be converted.
 
     ``reason_code`` is one of: ``unsupported_encoding``, ``bad_dimensions``, ``truncated``,
-    ``unsupported_format``, ``decode_failed``, ``big_endian``, ``missing_field``,
+    ``too_large``, ``unsupported_format``, ``decode_failed``, ``missing_field``, ``duplicate_field``,
     ``bad_field``.
     """
 
@@ -84,13 +91,21 @@ def _as_buffer(data: Any) -> memoryview:
     return view.cast("B") if view.format != "B" or view.ndim != 1 else view
 
 
+
+def _check_pixels(width: int, height: int, max_pixels: int, what: str) -> None:
+    if max_pixels and width * height > max_pixels:
+        raise ConversionError(
+            "too_large", f"{what} declares {width}x{height} = {width * height} pixels > max_pixels {max_pixels}")
+
+
 def image_to_rgb(encoding: str, height: int, width: int, step: int, is_bigendian: int | bool,
-                 data: Any) -> np.ndarray:
+                 data: Any, max_pixels: int = DEFAULT_MAX_PIXELS) -> np.ndarray:
     """Raw ``sensor_msgs/Image`` fields -> RGB ``uint8[H, W, 3]``.
 
     Handles rgb8, bgr8, rgba8, bgra8 (alpha dropped), mono8, mono16 (either byte order) and any
     row padding (``step`` larger than ``width * bytes_per_pixel``). The last row may omit its
     padding (some drivers do), so only ``(H - 1) * step + W * bpp`` bytes are required.
+    More than ``max_pixels`` pixels (0 = no bound): ``too_large``.
     """
     enc = (encoding or "").strip().lower()
     if enc not in IMAGE_ENCODINGS:
@@ -101,6 +116,7 @@ def image_to_rgb(encoding: str, height: int, width: int, step: int, is_bigendian
     height, width, step = int(height), int(width), int(step)
     if height <= 0 or width <= 0:
         raise ConversionError("bad_dimensions", f"image is {width}x{height}; both must be > 0")
+    _check_pixels(width, height, max_pixels, "image")
     row_bytes = width * channels * depth
     if step < row_bytes:
         raise ConversionError(
@@ -134,9 +150,55 @@ def image_to_rgb(encoding: str, height: int, width: int, step: int, is_bigendian
 _COMPRESSED_FORMATS = ("jpeg", "jpg", "png")
 
 
-def compressed_image_to_rgb(format: str, data: Any) -> np.ndarray:  # noqa: A002 - ROS field name
+_PNG_SIGNATURE = b"\x89PNG\r\n\x1a\n"
+# JPEG start-of-frame markers (SOF0-SOF15 except DHT C4, JPG C8, DAC CC) carry the frame size
+_JPEG_SOF = frozenset(range(0xC0, 0xD0)) - {0xC4, 0xC8, 0xCC}
+
+
+def compressed_image_size(data: Any) -> tuple[int, int]:
+    """``(width, height)`` a PNG or JPEG stream declares, read from its header without decoding.
+
+    Raises ``decode_failed`` when the bytes are neither (cv2 would try other formats, whose size
+    this cannot bound) or the header is cut short before the size.
+    """
+    head = bytes(_as_buffer(data)[:1 << 20])  # the size is near the start; bound the scan
+    if head.startswith(_PNG_SIGNATURE):
+        if len(head) < 24 or head[12:16] != b"IHDR":
+            raise ConversionError("decode_failed", "PNG without a complete IHDR header")
+        return int.from_bytes(head[16:20], "big"), int.from_bytes(head[20:24], "big")
+    if head[:2] == b"\xff\xd8":
+        i = 2
+        while i + 4 <= len(head):
+            if head[i] != 0xFF:
+                raise ConversionError("decode_failed", f"JPEG marker expected at byte {i}")
+            marker = head[i + 1]
+            if marker == 0xFF:  # fill byte
+                i += 1
+                continue
+            if marker in (0xD8, 0x01) or 0xD0 <= marker <= 0xD7:  # no length field
+                i += 2
+                continue
+            length = int.from_bytes(head[i + 2:i + 4], "big")
+            if marker in _JPEG_SOF:
+                if i + 9 > len(head) or length < 7:
+                    break
+                height = int.from_bytes(head[i + 5:i + 7], "big")
+                width = int.from_bytes(head[i + 7:i + 9], "big")
+                return width, height
+            if length < 2:
+                raise ConversionError("decode_failed", f"JPEG segment of length {length} at byte {i}")
+            i += 2 + length
+        raise ConversionError("decode_failed", "JPEG without a frame header (SOF) in its first 1 MiB")
+    raise ConversionError("decode_failed", "data is neither a PNG nor a JPEG stream")
+
+
+def compressed_image_to_rgb(format: str, data: Any,  # noqa: A002 - ROS field name
+                            max_pixels: int = DEFAULT_MAX_PIXELS) -> np.ndarray:
     """``sensor_msgs/CompressedImage`` (jpeg or png, as image_transport writes the ``format``
-    field, e.g. ``"jpeg"`` or ``"bgr8; jpeg compressed bgr8"``) -> RGB ``uint8[H, W, 3]``."""
+    field, e.g. ``"jpeg"`` or ``"bgr8; jpeg compressed bgr8"``) -> RGB ``uint8[H, W, 3]``.
+
+    The declared size is checked against ``max_pixels`` (0 = no bound) before anything is
+    decoded (``too_large``)."""
     import cv2
 
     fmt = (format or "").lower()
@@ -146,6 +208,10 @@ def compressed_image_to_rgb(format: str, data: Any) -> np.ndarray:  # noqa: A002
     buf = np.frombuffer(_as_buffer(data), dtype=np.uint8)
     if buf.size == 0:
         raise ConversionError("truncated", "compressed image has no data")
+    width, height = compressed_image_size(buf)
+    if width <= 0 or height <= 0:
+        raise ConversionError("bad_dimensions", f"compressed image declares {width}x{height}")
+    _check_pixels(width, height, max_pixels, "compressed image")
     bgr = cv2.imdecode(buf, cv2.IMREAD_COLOR)
     if bgr is None or bgr.ndim != 3 or bgr.shape[2] != 3:
         raise ConversionError("decode_failed",
@@ -164,15 +230,22 @@ def pointcloud_to_xyzi(fields: Iterable[Any], height: int, width: int, point_ste
     ``fields`` are PointField-like objects or dicts with ``name``, ``offset``, ``datatype``,
     ``count``. x, y, z must exist as FLOAT32 (FLOAT64 is accepted too); intensity is optional,
     any numeric type. Any offsets, ``point_step`` and ``row_step`` padding work. Points with a
-    non-finite coordinate are dropped. Big-endian clouds are rejected.
+    non-finite coordinate are dropped. Big-endian clouds are decoded (as
+    ``sensor_msgs_py.read_points`` does). An ambiguous layout is rejected: two fields of one
+    name (``duplicate_field``: which one is x?) or any field with ``count`` 0 (``bad_field``).
     """
-    if is_bigendian:
-        raise ConversionError("big_endian", "big-endian PointCloud2 is not supported")
     height, width = int(height), int(width)
     point_step, row_step = int(point_step), int(row_step)
+    byte_order = ">" if is_bigendian else "<"
     by_name = {}
     for f in fields:
-        by_name[str(_field_attr(f, "name"))] = f
+        name = str(_field_attr(f, "name"))
+        if name in by_name:
+            raise ConversionError("duplicate_field", f"point cloud has two fields named {name!r}")
+        count = _field_attr(f, "count")
+        if count is not None and int(count) <= 0:
+            raise ConversionError("bad_field", f"field {name!r} has count {int(count)}; expected >= 1")
+        by_name[name] = f
     missing = [n for n in ("x", "y", "z") if n not in by_name]
     if missing:
         raise ConversionError(
@@ -188,7 +261,8 @@ def pointcloud_to_xyzi(fields: Iterable[Any], height: int, width: int, point_ste
             continue
         f = by_name[name]
         datatype = int(_field_attr(f, "datatype"))
-        count = int(_field_attr(f, "count") or 1)
+        count = _field_attr(f, "count")
+        count = 1 if count is None else int(count)
         offset = int(_field_attr(f, "offset"))
         if datatype not in POINTFIELD_DTYPES:
             raise ConversionError("bad_field", f"field {name!r} has unknown datatype {datatype}")
@@ -197,7 +271,7 @@ def pointcloud_to_xyzi(fields: Iterable[Any], height: int, width: int, point_ste
                 "bad_field", f"field {name!r} must be FLOAT32 (datatype 7), got datatype {datatype}")
         if count != 1:
             raise ConversionError("bad_field", f"field {name!r} has count {count}; expected 1")
-        dtype = np.dtype("<" + POINTFIELD_DTYPES[datatype])
+        dtype = np.dtype(byte_order + POINTFIELD_DTYPES[datatype])
         if offset < 0 or offset + dtype.itemsize > point_step:
             raise ConversionError(
                 "bad_field", f"field {name!r} at offset {offset} does not fit point_step {point_step}")
@@ -231,14 +305,15 @@ def pointcloud_to_xyzi(fields: Iterable[Any], height: int, width: int, point_ste
 # ---------------------------------------------------------------------------------------------
 # message-object helpers (rclpy or rosbags messages)
 # ---------------------------------------------------------------------------------------------
-def image_msg_to_rgb(msg: Any) -> np.ndarray:
+def image_msg_to_rgb(msg: Any, max_pixels: int = DEFAULT_MAX_PIXELS) -> np.ndarray:
     """``sensor_msgs/Image`` message -> RGB uint8[H, W, 3]."""
-    return image_to_rgb(msg.encoding, msg.height, msg.width, msg.step, msg.is_bigendian, msg.data)
+    return image_to_rgb(msg.encoding, msg.height, msg.width, msg.step, msg.is_bigendian, msg.data,
+                        max_pixels=max_pixels)
 
 
-def compressed_msg_to_rgb(msg: Any) -> np.ndarray:
+def compressed_msg_to_rgb(msg: Any, max_pixels: int = DEFAULT_MAX_PIXELS) -> np.ndarray:
     """``sensor_msgs/CompressedImage`` message -> RGB uint8[H, W, 3]."""
-    return compressed_image_to_rgb(msg.format, msg.data)
+    return compressed_image_to_rgb(msg.format, msg.data, max_pixels=max_pixels)
 
 
 def pointcloud_msg_to_xyzi(msg: Any) -> np.ndarray:

@@ -23,6 +23,9 @@ from typing import Any, Callable, Optional, Sequence
 
 import numpy as np
 
+from aecf_ros.core import INPUT_ABS_LIMIT
+from aecf_ros.runtime.rate_monitor import RateMonitor
+from aecf_ros.runtime.sequence import SequenceTracker
 from aecf_ros.runtime.stream_monitor import StreamMonitor, StreamState, Transition
 
 __all__ = [
@@ -32,11 +35,33 @@ __all__ = [
     "StepResult",
     "FusionEngine",
     "DROP_REASONS",
+    "check_prediction",
 ]
 
 # reasons an embedding is rejected (counted per modality; unknown_modality engine-wide)
-DROP_REASONS = ("unknown_modality", "wrong_dim", "non_finite", "encoder_id_mismatch",
-                "non_finite_stamp", "stamp_in_future", "out_of_order")
+DROP_REASONS = ("unknown_modality", "wrong_dim", "non_finite", "out_of_range", "encoder_id_mismatch",
+                "non_finite_stamp", "stamp_in_future", "out_of_order", "stamp_behind")
+
+# Embeddings with any |value| above ``max_abs_embedding`` (default ``aecf_ros.core.INPUT_ABS_LIMIT``)
+# are dropped (``out_of_range``): the bound below which the fusion is exact in its compute dtype,
+# float16 on GPU included (1e30 overflowed the projection's LayerNorm in float32 and made every
+# score NaN; 1e20 gave an all-zero projection). Real encoders stay orders of magnitude below it
+# (unit-norm text, LayerNorm'd camera/lidar heads).
+
+
+def check_prediction(scores: np.ndarray, weights: np.ndarray) -> Optional[str]:
+    """None if a fused output may be published, else what is wrong with it.
+
+    Scores are calibrated probabilities and gate weights a distribution: every value must be
+    finite and in [0, 1]. Whatever the inputs did to the maths, nothing else leaves the node.
+    """
+    for name, values in (("scores", scores), ("weights", weights)):
+        values = np.asarray(values, dtype=np.float64)
+        if not np.isfinite(values).all():
+            return f"{name} not finite: {values.tolist()}"
+        if values.size and (values.min() < 0.0 or values.max() > 1.0):
+            return f"{name} outside [0, 1]: {values.tolist()}"
+    return None
 
 
 @dataclass
@@ -48,6 +73,9 @@ class FusionSettings:
     modalities -> no output. ``gate_temperature`` / ``gate_bias[m]``: AECF gate prior
     (``fusion.set_gate_prior``): temperature > 1 flattens the gate, a negative bias trusts a
     modality less. ``score_threshold``: a class counts as detected at or above it.
+    ``max_abs_embedding``: an embedding with any |value| above it is dropped (``out_of_range``).
+    ``expected_rate_hz[m]`` (0 = not monitored) / ``min_rate_fraction``: the per-sensor status
+    warns when ``m`` arrives slower than ``min_rate_fraction * expected_rate_hz[m]``.
     """
 
     timeout_s: dict[str, float] = field(default_factory=dict)
@@ -57,6 +85,9 @@ class FusionSettings:
     min_present: int = 1
     score_threshold: float = 0.5
     check_encoder_id: bool = True
+    max_abs_embedding: float = INPUT_ABS_LIMIT
+    expected_rate_hz: dict[str, float] = field(default_factory=dict)
+    min_rate_fraction: float = 0.5
 
     @classmethod
     def from_parameters(cls, value: Callable[[str], Any], modalities: Sequence[str],
@@ -72,6 +103,9 @@ class FusionSettings:
             min_present=int(value("min_present")),
             score_threshold=float(value("score_threshold")),
             check_encoder_id=check_encoder_id,
+            max_abs_embedding=float(value("max_abs_embedding")),
+            expected_rate_hz={m: float(value(f"expected_rate_hz.{m}")) for m in modalities},
+            min_rate_fraction=float(value("min_rate_fraction")),
         )
 
 
@@ -101,7 +135,8 @@ class FusionPrediction:
 @dataclass
 class NoOutput:
     """Why nothing was published at ``now`` (``reason`` in: no_modality_present,
-    too_few_modalities)."""
+    too_few_modalities, invalid_output: the model produced a non-finite or out-of-[0, 1] score
+    or weight, withheld)."""
 
     now: float
     reason: str
@@ -135,6 +170,9 @@ class FusionEngine:
                              rate_window_s=rate_window_s)
             for m in self.modalities
         }
+        self.rates: dict[str, RateMonitor] = {m: RateMonitor() for m in self.modalities}
+        self.sequences: dict[str, SequenceTracker] = {m: SequenceTracker() for m in self.modalities}
+        self.last_invalid_output: Optional[str] = None
         self._embeddings: dict[str, Optional[np.ndarray]] = {m: None for m in self.modalities}
         self._absent_rows: Optional[dict] = None  # zero Tensor[1, D_m] per modality, built once
         self.engine_drops: collections.Counter[str] = collections.Counter()
@@ -153,6 +191,15 @@ class FusionEngine:
             return f"min_present must be in 1..{len(modalities)}, got {settings.min_present}"
         if not 0.0 <= settings.score_threshold <= 1.0:
             return f"score_threshold must be in [0, 1], got {settings.score_threshold}"
+        if not (settings.max_abs_embedding > 0 and math.isfinite(settings.max_abs_embedding)):
+            return f"max_abs_embedding must be > 0 and finite, got {settings.max_abs_embedding}"
+        if not 0.0 < settings.min_rate_fraction <= 1.0:
+            return f"min_rate_fraction must be in (0, 1], got {settings.min_rate_fraction}"
+        for m, hz in settings.expected_rate_hz.items():
+            if m not in modalities:
+                return f"expected_rate_hz.{m}: unknown modality (model has {', '.join(modalities)})"
+            if not (hz >= 0 and math.isfinite(hz)):
+                return f"expected_rate_hz.{m} must be >= 0 (0 = not monitored), got {hz}"
         for m, t in settings.timeout_s.items():
             if m not in modalities:
                 return f"timeout_s.{m}: unknown modality (model has {', '.join(modalities)})"
@@ -177,6 +224,10 @@ class FusionEngine:
         for m, mon in self.monitors.items():
             mon.set_timeout(settings.timeout_s.get(m, mon.timeout_s))
             mon.set_enabled(settings.enabled.get(m, True))
+            rate = self.rates[m]
+            hz = float(settings.expected_rate_hz.get(m, 0.0))
+            if (hz, settings.min_rate_fraction) != (rate.expected_hz, rate.min_fraction):
+                rate.configure(hz, settings.min_rate_fraction)
         fusion = getattr(self.model, "fusion", None)
         if fusion is not None and hasattr(fusion, "set_gate_prior"):
             fusion.set_gate_prior(
@@ -192,17 +243,24 @@ class FusionEngine:
             self.engine_drops[reason] += 1
 
     def submit(self, modality: str, embedding: Any, stamp: float, receive_time: float,
-               encoder_id: Optional[str] = None) -> Optional[str]:
-        """Offer one embedding. Returns None if accepted, else the (counted) drop reason."""
+               encoder_id: Optional[str] = None, seq: int = 0) -> Optional[str]:
+        """Offer one embedding. Returns None if accepted, else the (counted) drop reason.
+
+        ``seq``: the encoder's sequence number (0 = unnumbered); gaps are counted as lost.
+        """
         if modality not in self.monitors:
             self.engine_drops["unknown_modality"] += 1
             return "unknown_modality"
-        vec = np.asarray(embedding, dtype=np.float32).reshape(-1)
+        self.sequences[modality].observe(seq)
+        # float64 first: a huge float64 must be judged, not silently overflowed to inf by float32
+        vec64 = np.asarray(embedding, dtype=np.float64).reshape(-1)
         reason = None
-        if vec.shape[0] != self.embedding_dims[modality]:
+        if vec64.shape[0] != self.embedding_dims[modality]:
             reason = "wrong_dim"
-        elif not np.isfinite(vec).all():
+        elif not np.isfinite(vec64).all():
             reason = "non_finite"
+        elif vec64.size and float(np.abs(vec64).max()) > self.settings.max_abs_embedding:
+            reason = "out_of_range"
         elif (self.settings.check_encoder_id and encoder_id is not None
               and modality in self.encoder_ids and encoder_id != self.encoder_ids[modality]):
             reason = "encoder_id_mismatch"
@@ -212,8 +270,9 @@ class FusionEngine:
         monitor = self.monitors[modality]
         if not monitor.feed(float(stamp), float(receive_time)):
             return monitor.last_drop_reason  # counted by the monitor
-        # (a stamp far behind the newest one reset the monitor inside feed(): a bag loop)
-        self._embeddings[modality] = vec.copy()
+        # (a new time base confirmed inside feed() reset the monitor: a bag loop, a restart)
+        self.rates[modality].record(float(receive_time))
+        self._embeddings[modality] = vec64.astype(np.float32)  # within bounds: exact in float32
         return None
 
     def discard_embedding(self, modality: str) -> None:
@@ -234,6 +293,7 @@ class FusionEngine:
             transitions += mon.tick(now)
             if mon.time_jumps != jumps:
                 self._embeddings[m] = None  # evidence from before the time jump is void
+                self.rates[m].reset()
         return transitions
 
     def present_at(self, now: float) -> list[bool]:
@@ -253,6 +313,12 @@ class FusionEngine:
                            f"only {', '.join(names)} present; min_present is {self.settings.min_present}")
         else:
             out = self._predict(now, present)
+            invalid = check_prediction(out.scores, out.weights)
+            if invalid:
+                # withheld: a NaN or out-of-range score must never reach a consumer as a prediction
+                self.last_invalid_output = invalid
+                out = NoOutput(now, "invalid_output", out.present_modalities,
+                               f"model output withheld: {invalid}")
         if isinstance(out, NoOutput):
             self.no_output_counts[out.reason] += 1
         else:
@@ -304,4 +370,15 @@ class FusionEngine:
         return {m: self.monitors[m].compute_state(now) for m in self.modalities}
 
     def snapshot(self, now: float) -> dict:
-        return {m: self.monitors[m].snapshot(now) for m in self.modalities}
+        """Per modality: the stream monitor's snapshot plus rate (``rate_state``, ``rate_hz``,
+        ``expected_rate_hz``, ``min_rate_fraction``, ``rate_message``) and ``lost`` /
+        ``encoder_restarts`` from the sequence numbers."""
+        out = {}
+        for m in self.modalities:
+            snap = self.monitors[m].snapshot(now)
+            snap.update(self.rates[m].snapshot(now))
+            snap["rate_message"] = self.rates[m].describe(now)
+            snap["lost"] = self.sequences[m].lost
+            snap["encoder_restarts"] = self.sequences[m].restarts
+            out[m] = snap
+        return out

@@ -23,9 +23,13 @@ from aecf_ros.runtime.stamps import stamp_to_sec
 from aecf_ros.runtime.conversions import (
     ConversionError, compressed_msg_to_rgb, image_msg_to_rgb, pointcloud_msg_to_xyzi,
 )
+from aecf_ros.runtime.input_limits import InputLimits
 
 __all__ = ["InputKind", "ModalityInput", "MODALITY_INPUTS", "PreparedInput", "prepare_input",
-           "check_embedding", "header_stamp_sec"]
+           "check_embedding", "header_stamp_sec", "InputLimits", "TEXT_CLIPPED"]
+
+#: counter name (not a drop: the text is still encoded) for strings cut to ``max_text_chars``
+TEXT_CLIPPED = "text_clipped"
 
 
 @dataclass(frozen=True)
@@ -35,7 +39,7 @@ class InputKind:
     msgtype: str  # ROS type name, ``pkg/msg/Name``
     topic: str  # node-internal topic name (remapped to the robot's topic by graph.py)
     qos_input: str  # the node's ``qos.<qos_input>.*`` parameters apply
-    convert: Callable[[Any], Any]  # message -> raw model input; raises ConversionError
+    convert: Callable[[Any, InputLimits], Any]  # message -> raw model input; raises ConversionError
     stamp_from_header: bool = True  # False: no header, the evidence is as new as its arrival
 
 
@@ -66,17 +70,21 @@ def _empty_text(text: str) -> Optional[str]:
     return "empty_text" if not text.strip() else None
 
 
-def _string_data(msg: Any) -> str:
-    return msg.data
+def _string_data(msg: Any, limits: InputLimits) -> str:
+    # cut before anything tokenizes it: the cost of a string must not grow with its length
+    return msg.data[:limits.max_text_chars]
 
 
 MODALITY_INPUTS: Mapping[str, ModalityInput] = {
     "camera": ModalityInput("camera", (
-        InputKind("sensor_msgs/msg/Image", "image", "image", image_msg_to_rgb),
-        InputKind("sensor_msgs/msg/CompressedImage", "image_compressed", "image", compressed_msg_to_rgb),
+        InputKind("sensor_msgs/msg/Image", "image", "image",
+                  lambda msg, limits: image_msg_to_rgb(msg, limits.max_pixels)),
+        InputKind("sensor_msgs/msg/CompressedImage", "image_compressed", "image",
+                  lambda msg, limits: compressed_msg_to_rgb(msg, limits.max_pixels)),
     )),
     "lidar": ModalityInput("lidar", (
-        InputKind("sensor_msgs/msg/PointCloud2", "points", "points", pointcloud_msg_to_xyzi),
+        InputKind("sensor_msgs/msg/PointCloud2", "points", "points",
+                  lambda msg, limits: pointcloud_msg_to_xyzi(msg)),
     ), check_raw=_no_points),
     "text": ModalityInput("text", (
         InputKind("std_msgs/msg/String", "text", "text", _string_data, stamp_from_header=False),
@@ -93,17 +101,26 @@ def header_stamp_sec(msg: Any) -> float:
 class PreparedInput:
     raw: Any  # what ``model.encode(modality, raw)`` takes
     stamp: float  # seconds: the header stamp, or the receive time for header-less types
+    notes: tuple[str, ...] = ()  # counted, not dropped: e.g. TEXT_CLIPPED
 
 
-def prepare_input(modality: str, msgtype: str, msg: Any, receive_time: float) -> PreparedInput:
-    """Convert and check one message; raises ConversionError(reason_code, message) to drop it."""
+_DEFAULT_LIMITS = InputLimits()
+
+
+def prepare_input(modality: str, msgtype: str, msg: Any, receive_time: float,
+                  limits: InputLimits = _DEFAULT_LIMITS) -> PreparedInput:
+    """Convert and check one message within ``limits``; raises ConversionError(reason_code,
+    message) to drop it."""
     spec = MODALITY_INPUTS[modality]
     kind = spec.kind(msgtype)
-    raw = kind.convert(msg)
+    raw = kind.convert(msg, limits)
     reason = spec.check_raw(raw)
     if reason:
         raise ConversionError(reason, "input rejected")
-    return PreparedInput(raw, header_stamp_sec(msg) if kind.stamp_from_header else float(receive_time))
+    notes = ()
+    if modality == "text" and len(msg.data) > len(raw):
+        notes = (TEXT_CLIPPED,)
+    return PreparedInput(raw, header_stamp_sec(msg) if kind.stamp_from_header else float(receive_time), notes)
 
 
 def check_embedding(vector: np.ndarray) -> Optional[str]:

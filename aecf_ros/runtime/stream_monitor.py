@@ -13,8 +13,19 @@ States: ``NEVER_SEEN`` (enabled, nothing received since start / reset), ``OK`` (
 :meth:`StreamMonitor.tick` returns the state *transitions* only, so a node logs each one once.
 
 Time jumps: a clock that goes backwards by more than ``time_jump_tolerance_s`` (a looping bag,
-a restarted simulator) or a sample stamped far behind the newest one resets the monitor to
-``NEVER_SEEN`` and is counted in ``time_jumps``; nothing raises.
+a restarted simulator: ``/clock`` reset) resets the monitor to ``NEVER_SEEN`` and is counted in
+``time_jumps``. A sample stamped far behind the newest one while the clock runs on is either a
+single bad stamp (a driver that stamps some frames 0) or a source that restarted or looped on
+its own time base. One sample cannot tell them apart, so such a sample is dropped and counted
+(``stamp_behind``) until ``time_base_samples`` consecutive samples agree on the new time base
+(each within ``time_jump_tolerance_s`` after the previous one, none accepted in between); only
+then does the stream restart from the newest of them (``time_jumps`` + 1). An interleaved bad
+stamp therefore never knocks a healthy stream out. Nothing raises.
+
+Future stamps: a sample stamped more than ``max_future_s`` ahead of its receive time is dropped
+(``stamp_in_future``). By default the tolerance *is* the timeout (and follows it when the timeout
+changes): a source whose clock runs ahead stays present at most ``2 * timeout_s`` after it
+stops, instead of a fixed tolerance that can dwarf a short camera timeout.
 """
 from __future__ import annotations
 
@@ -61,10 +72,14 @@ class StreamMonitor:
             the monitor (smaller stamp regressions are out-of-order samples: counted, ignored).
         max_future_s: samples stamped further than this ahead of their receive time are dropped
             (``stamp_in_future``): they would otherwise count as present until the clock catches up.
+            None (default): the timeout itself, following :meth:`set_timeout`.
+        time_base_samples: consecutive samples far behind the newest that must agree before the
+            stream restarts on their time base (fewer: each one is a ``stamp_behind`` drop).
     """
 
     def __init__(self, name: str, timeout_s: float, enabled: bool = True, rate_window_s: float = 2.0,
-                 time_jump_tolerance_s: float = 1.0, max_future_s: float = 1.0):
+                 time_jump_tolerance_s: float = 1.0, max_future_s: Optional[float] = None,
+                 time_base_samples: int = 3):
         if not timeout_s > 0 or not math.isfinite(timeout_s):
             raise ValueError(f"timeout_s must be a positive finite number, got {timeout_s!r}")
         if not rate_window_s > 0:
@@ -74,7 +89,11 @@ class StreamMonitor:
         self.enabled = bool(enabled)
         self.rate_window_s = float(rate_window_s)
         self.time_jump_tolerance_s = float(time_jump_tolerance_s)
-        self.max_future_s = float(max_future_s)
+        self._max_future_s = None if max_future_s is None else float(max_future_s)
+        if int(time_base_samples) < 1:
+            raise ValueError(f"time_base_samples must be >= 1, got {time_base_samples!r}")
+        self.time_base_samples = int(time_base_samples)
+        self._time_base_candidates: list[float] = []  # stamps far behind the newest, in a row
         self.drops: collections.Counter[str] = collections.Counter()
         self.time_jumps = 0
         self.received = 0  # accepted samples, lifetime
@@ -91,6 +110,11 @@ class StreamMonitor:
             raise ValueError(f"timeout_s must be a positive finite number, got {timeout_s!r}")
         self.timeout_s = float(timeout_s)
 
+    @property
+    def max_future_s(self) -> float:
+        """How far ahead of its receive time a sample may be stamped (default: the timeout)."""
+        return self.timeout_s if self._max_future_s is None else self._max_future_s
+
     def set_enabled(self, enabled: bool) -> None:
         self.enabled = bool(enabled)
 
@@ -100,6 +124,7 @@ class StreamMonitor:
         self.newest_receive_time = None
         self._receive_times.clear()
         self._last_now = None
+        self._time_base_candidates.clear()
 
     # ------------------------------------------------------------------ input
     def count_drop(self, reason: str) -> None:
@@ -111,7 +136,8 @@ class StreamMonitor:
         """Record one sample stamped ``stamp`` that arrived at ``receive_time`` (caller clock).
 
         Returns True if it became the newest sample, False if it was dropped (and counted):
-        ``non_finite_stamp``, ``stamp_in_future`` or ``out_of_order``.
+        ``non_finite_stamp``, ``stamp_in_future``, ``out_of_order`` or ``stamp_behind`` (far
+        behind the newest; see the module doc for when that starts a new time base).
         """
         if not (math.isfinite(stamp) and math.isfinite(receive_time)):
             self.count_drop("non_finite_stamp")
@@ -122,18 +148,32 @@ class StreamMonitor:
             return False
         if self.newest_stamp is not None and stamp < self.newest_stamp:
             if self.newest_stamp - stamp > self.time_jump_tolerance_s:
-                # the source's time went back (bag loop): start over from this sample
+                if not self._confirms_new_time_base(stamp):
+                    self.count_drop("stamp_behind")
+                    return False
+                # enough samples agree: the source restarted or looped on its own time base
                 self.time_jumps += 1
                 self.reset()
             else:
                 self.count_drop("out_of_order")
                 return False
+        self._time_base_candidates.clear()
         self.newest_stamp = float(stamp)
         self.newest_receive_time = float(receive_time)
         self.received += 1
         self._receive_times.append(float(receive_time))
         self._trim(receive_time)
         return True
+
+    def _confirms_new_time_base(self, stamp: float) -> bool:
+        """Record ``stamp`` (far behind the newest) as evidence of a new time base; True once
+        ``time_base_samples`` of them in a row are consistent (each at or a little after the
+        previous one)."""
+        run = self._time_base_candidates
+        if run and not 0.0 <= stamp - run[-1] <= self.time_jump_tolerance_s:
+            run.clear()  # not consistent with the run so far: this one starts a new run
+        run.append(float(stamp))
+        return len(run) >= self.time_base_samples
 
     # ------------------------------------------------------------------ queries
     def _check_clock(self, now: float) -> None:

@@ -25,14 +25,13 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--out", default="docs/results", help="output folder (default %(default)s)")
     parser.add_argument("--methods", help="comma list (config: benchmark.methods)")
     parser.add_argument("--seeds", help="comma list of stage-2 seeds (config: benchmark.seeds)")
+    parser.add_argument("--regimes", help="comma list of regimes to run (config: benchmark.regimes; default all)")
     add_common_arguments(parser)
 
 
 def run(args) -> int:
     from aecf_ros.train import report
-    from aecf_ros.train.cmd_train import format_command
-    from aecf_ros.train.pipeline import build_untrained, environment_info, run_methods
-    from aecf_ros.train.stage1 import cache_path, prepare_embeddings, split_set
+    from aecf_ros.train.config import deep_merge
 
     t_start = time.perf_counter()
     extra = []
@@ -40,6 +39,8 @@ def run(args) -> int:
         extra.append(f"benchmark.methods=[{args.methods}]")
     if args.seeds:
         extra.append(f"benchmark.seeds=[{args.seeds}]")
+    if getattr(args, "regimes", None):
+        extra.append(f"benchmark.only_regimes=[{args.regimes}]")
     started = start_run("benchmark", args, extra)
     if started is None:
         return 2
@@ -50,10 +51,47 @@ def run(args) -> int:
         return 2
     out_dir = Path(args.out)
     out_dir.mkdir(parents=True, exist_ok=True)
+    bench = cfg["benchmark"]
+    regimes = dict(bench.get("regimes") or {"standard": {}})
+    only = bench.get("only_regimes")
+    if only:
+        unknown = set(only) - set(regimes)
+        if unknown:
+            print(f"unknown regime(s) {sorted(unknown)}; configured: {sorted(regimes)}", file=sys.stderr)
+            return 2
+        regimes = {k: v for k, v in regimes.items() if k in only}
+    summary = {}
+    for name, regime in regimes.items():
+        rcfg = deep_merge(cfg, {"data": {"scene": dict((regime or {}).get("scene") or {})}})
+        print(f"[bench] regime {name}: scene overrides {rcfg['data']['scene'] or 'none'}", flush=True)
+        summary[name] = run_regime(rcfg, args, dist, out_dir / name, name,
+                                   discriminative=bool((regime or {}).get("discriminative", False)),
+                                   about=str((regime or {}).get("about", "")))
+    total = time.perf_counter() - t_start
+    (out_dir / "results.md").write_text(report.summary_markdown(summary, total, cfg))
+    (out_dir / "summary.json").write_text(json.dumps(report.nan_safe(
+        {k: {kk: vv for kk, vv in v.items() if kk != "agg"} for k, v in summary.items()}
+        | {"total_seconds": total}), indent=1, default=float))
+    print(f"[bench] wrote {out_dir}/results.md and per-regime folders in {total:.1f}s")
+    return 0
+
+
+def run_regime(cfg, args, dist, out_dir: Path, name: str, *, discriminative: bool, about: str) -> dict:
+    """Every method x seed (+ the per-pattern ceiling) on one regime's embeddings; writes
+    ``out_dir/{results.md, results.json, *.png}`` and returns the regime's targets."""
+    from aecf_ros.train import report
+    from aecf_ros.train.ceiling import CEILING, train_ceiling
+    from aecf_ros.train.cmd_train import format_command
+    from aecf_ros.train.pipeline import (build_untrained, embedding_only_model, environment_info,
+                                         run_methods)
+    from aecf_ros.train.stage1 import cache_path, prepare_embeddings, split_set
+
+    t_start = time.perf_counter()
+    out_dir.mkdir(parents=True, exist_ok=True)
     progress = bool(cfg.get("progress", True))
     methods = list(cfg["benchmark"]["methods"])
     seeds = [int(s) for s in cfg["benchmark"]["seeds"]]
-    print(f"[bench] methods={methods} seeds={seeds} device={dist.device}", flush=True)
+    print(f"[bench] {name}: methods={methods} seeds={seeds} device={dist.device}", flush=True)
 
     model = build_untrained(cfg)
     model.to(dist.device)
@@ -64,18 +102,32 @@ def run(args) -> int:
     t1 = time.perf_counter()
     runs = run_methods(lambda method: model, train, val, test, cfg, methods, seeds, dist=dist,
                        progress=progress)
+    if cfg["benchmark"].get("ceiling", True):
+        def fresh(method):
+            return embedding_only_model(cfg, model.modalities, model.embedding_dims,
+                                        model.class_names, method).to(dist.device)
+        for seed in seeds:
+            res = train_ceiling(fresh, train, val, test, cfg, seed, dist=dist)
+            ev = res["evaluation"]["scenarios"]
+            print(f"[bench] {CEILING:20s} seed {seed}: full mAP {ev['full']['map']:.4f}  p0.5 mAP "
+                  f"{ev['drop_p0.5']['map']:.4f}  ({res['seconds']:.1f}s)", flush=True)
+            runs.append(res)
     stage2_s = time.perf_counter() - t1
     digests = {r["evaluation"]["mask_digest"] for r in runs}
     assert len(digests) == 1, "scenario masks differ between runs"
     agg = report.aggregate(runs)
-    ver = report.verdict(agg)
+    ver = report.verdict({k: v for k, v in agg.items() if k != CEILING})
+    tgt = report.regime_targets(agg, ceiling=CEILING, discriminative=discriminative)
+    sens = report.sensitivity(agg)
     total = time.perf_counter() - t_start
     st1 = cache.get("stage1", {})
     meta = {
         "seeds": seeds,
         "setup": {
+            "regime": f"{name}: {about}" if about else name,
             "command": format_command("benchmark", args),
-            "data": f"generated scenes, stream seed {cfg['data']['seed']}: {cfg['data']['n_encoder']} "
+            "data": f"generated scenes, stream seed {cfg['data']['seed']}, scene overrides "
+                    f"{cfg['data']['scene'] or 'none'}: {cfg['data']['n_encoder']} "
                     f"encoder-training / {cfg['data']['n_train']} fusion-training / "
                     f"{cfg['data']['n_val']} validation / {cfg['data']['n_test']} test scenes (disjoint)",
             "encoders": f"camera {cfg['model'].get('camera') or 'default'}, lidar "
@@ -96,9 +148,12 @@ def run(args) -> int:
                    "stage 1 as originally measured when the cache was built": st1.get("seconds", float("nan"))},
     }
     written = report.plots(agg, runs, out_dir, model.modalities)
-    cal_modes = report.calibration_modes(runs)
+    cal_modes = report.calibration_modes([r for r in runs if r["method"] != CEILING])
     diag = report.training_diagnostics(runs)
-    (out_dir / "results.md").write_text(report.markdown(agg, ver, meta, cal_modes, diag))
+    body = report.markdown(agg, ver, meta, cal_modes, diag)
+    head = "\n".join(report.targets_markdown(name, tgt, sens))
+    (out_dir / "results.md").write_text(body.replace("## Setup", "## Targets (paired over seeds)\n\n"
+                                                     + head + "\n## Setup", 1))
     slim = []
     for r in runs:
         r = dict(r)
@@ -107,10 +162,14 @@ def run(args) -> int:
                 k: {kk: vv for kk, vv in v.items() if kk != "reliability"}
                 for k, v in r["evaluation"]["scenarios"].items()}}
         slim.append(r)
-    payload = {"config": cfg, "meta": meta, "verdict": ver, "aggregate": agg, "runs": slim,
-               "calibration_modes": cal_modes, "training_diagnostics": diag,
-               "cache": str(cache_path(cfg)), "stage1_history": st1}
+    payload = {"config": cfg, "meta": meta, "verdict": ver, "targets": tgt, "sensitivity": sens,
+               "aggregate": agg, "runs": slim, "calibration_modes": cal_modes,
+               "training_diagnostics": diag, "cache": str(cache_path(cfg)), "stage1_history": st1}
     (out_dir / "results.json").write_text(json.dumps(report.nan_safe(payload), indent=1, default=float))
-    print("\n".join(["[bench] verdict:"] + [f"  {line}" for line in ver.get("lines", [])]))
+    print("\n".join([f"[bench] {name} targets:"] + [
+        f"  {'met' if c['met'] else 'NOT met'}: {c['target']} ({c['detail']})" for c in tgt["checks"]]))
     print(f"[bench] wrote {out_dir}/results.md, results.json, {', '.join(written)} in {total:.1f}s")
-    return 0
+    return {"targets": tgt, "sensitivity": sens, "seconds": total, "discriminative": discriminative,
+            "about": about, "agg": agg, "methods": methods + ([CEILING] if cfg["benchmark"].get("ceiling", True) else []),
+            "headline": {m: {s: agg[m][s]["map"] for s in ("full", "drop_p0.5", "drop_p0.7") if s in agg[m]}
+                         for m in agg}}

@@ -28,6 +28,8 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--out", default="docs/results/sweep", help="output folder (default %(default)s)")
     parser.add_argument("--sweep", default=str(DEFAULT_SWEEP_PATH),
                         help="sweep spec YAML (default: %(default)s)")
+    parser.add_argument("--regime", help="a benchmark regime of the training config (benchmark.regimes): "
+                                         "its scene overrides are applied (default: the config's data as is)")
     add_common_arguments(parser)
 
 
@@ -46,6 +48,14 @@ def run(args) -> int:
             pass
     try:
         cfg = config_from_args(args)
+        if args.regime:
+            regimes = cfg["benchmark"].get("regimes") or {}
+            if args.regime not in regimes:
+                raise ValueError(f"unknown regime {args.regime!r}; configured: {sorted(regimes)}")
+            from aecf_ros.train.config import deep_merge
+
+            scene = dict((regimes[args.regime] or {}).get("scene") or {})
+            cfg = deep_merge(cfg, {"data": {"scene": scene}})
         spec = S.parse_sweep(S.load_sweep(args.sweep), cfg)
     except (ValueError, FileNotFoundError) as exc:
         print(f"aecf-ros sweep: {exc}", file=sys.stderr)

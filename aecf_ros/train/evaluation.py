@@ -69,9 +69,10 @@ def evaluate_model(model: PerceptionModel, data: EmbeddingSet, *, seed: int = 0,
     full_logits, _, _ = compute_logits(model, data, data.present.bool())
     full_present = data.present.bool()
 
+    dev = next(cal.parameters(), next(cal.buffers(), None)).device
+
     def probs(logits, present, mode):
         with torch.no_grad():
-            dev = model.calibrator.presence_scaler.temperatures.device
             return torch.sigmoid(cal(logits.to(dev), present.to(dev), mode)).cpu()
 
     full_raw = probs(full_logits, full_present, "none")
@@ -89,7 +90,10 @@ def evaluate_model(model: PerceptionModel, data: EmbeddingSet, *, seed: int = 0,
         p_glob = probs(logits, present, "global")
         p_pres = probs(logits, present, "presence")
         p_platt = probs(logits, present, "presence_platt")
-        p_model = {"none": p_raw, "global": p_glob, "presence": p_pres, "presence_platt": p_platt}[mode]
+        p_model = {"none": p_raw, "global": p_glob, "presence": p_pres,
+                   "presence_platt": p_platt}.get(mode)
+        if p_model is None:  # a calibrator with modes of its own (the per-pattern ceiling)
+            p_model = probs(logits, present, mode)
         row = {
             "map": macro_map(p_model.numpy(), labels.numpy()),
             "map_raw": macro_map(p_raw.numpy(), labels.numpy()),

@@ -330,3 +330,183 @@ def nan_safe(obj):
     if isinstance(obj, (list, tuple)):
         return [nan_safe(v) for v in obj]
     return obj
+
+
+# ----------------------------------------------------------------------------- paired verdicts
+# two-sided 95 % Student-t quantiles t_{0.975, df}, df = 1..30 (beyond: 1.96)
+_T975 = (12.706, 4.303, 3.182, 2.776, 2.571, 2.447, 2.365, 2.306, 2.262, 2.228, 2.201, 2.179,
+         2.160, 2.145, 2.131, 2.120, 2.110, 2.101, 2.093, 2.086, 2.080, 2.074, 2.069, 2.064,
+         2.060, 2.056, 2.052, 2.048, 2.045, 2.042)
+
+
+def paired_ci(a: Sequence[float], b: Sequence[float]) -> dict:
+    """Mean of the per-seed differences ``a_s - b_s`` with its two-sided 95 % t interval.
+
+    ``a`` and ``b`` are the same seeds of two methods (same data, masks, batch order), so the
+    difference is paired. ``beats`` = the interval lies entirely above 0, ``worse`` = entirely
+    below 0."""
+    d = np.asarray(a, dtype=float) - np.asarray(b, dtype=float)
+    n = int(d.size)
+    mean = float(d.mean()) if n else float("nan")
+    if n < 2:
+        half = float("nan")
+    else:
+        t = _T975[n - 2] if n - 1 <= len(_T975) else 1.96
+        half = float(t * d.std(ddof=1) / math.sqrt(n))
+    lo, hi = mean - half, mean + half
+    return {"mean": mean, "lo": lo, "hi": hi, "n": n,
+            "beats": bool(n >= 2 and lo > 0), "worse": bool(n >= 2 and hi < 0)}
+
+
+def _values(agg: Mapping, method: str, scen: str, metric: str = "map") -> list[float]:
+    return list(agg[method][scen][metric]["values"])
+
+
+def mean_present(scen: str, n_modalities: int = 3) -> float:
+    """Expected number of present modalities in a scenario (ECE target: >= 2 -> 0.02)."""
+    from aecf_ros.train.scenarios import drop_rate
+
+    if scen == "full":
+        return float(n_modalities)
+    if scen.startswith("no_"):
+        return float(n_modalities - 1)
+    if scen.startswith("only_"):
+        return 1.0
+    p = drop_rate(scen)
+    # i.i.d. drops with one modality restored in empty rows
+    return float(n_modalities * (1 - p) + p ** n_modalities)
+
+
+def regime_targets(agg: Mapping, *, aecf: str = "aecf", ceiling: str | None = None,
+                   discriminative: bool = False, ece_two: float = 0.02, ece_one: float = 0.04) -> dict:
+    """The issue-12 targets for one regime, each met / not met, computed from ``agg``.
+
+    * per scenario: AECF minus the best baseline (highest mean mAP among :data:`BASELINES`),
+      paired over seeds with its 95 % interval; "worse" = interval entirely below 0;
+    * full input: AECF within 0.5 pp of the best method (mean);
+    * ECE of the model output <= ``ece_two`` where the scenario keeps >= 2 sensors on average,
+      <= ``ece_one`` otherwise;
+    * discriminative regime only: at drop_p0.5 and drop_p0.7 AECF beats ModDrop (interval above
+      0) and closes at least half of the ModDrop -> ceiling gap (mean).
+    """
+    bases = [b for b in BASELINES if b in agg]
+    scens = list(agg[aecf])
+    out: dict = {"per_scenario": {}, "lines": []}
+    worse_any = []
+    for scen in scens:
+        best = max(bases, key=lambda b: agg[b][scen]["map"]["mean"])
+        ci = paired_ci(_values(agg, aecf, scen), _values(agg, best, scen))
+        row = {"best_baseline": best, "diff_pp": {k: 100 * ci[k] for k in ("mean", "lo", "hi")},
+               "beats": ci["beats"], "worse": ci["worse"], "n": ci["n"]}
+        if "moddrop" in agg:
+            md = paired_ci(_values(agg, aecf, scen), _values(agg, "moddrop", scen))
+            row["vs_moddrop_pp"] = {k: 100 * md[k] for k in ("mean", "lo", "hi")}
+            row["beats_moddrop"] = md["beats"]
+        if ceiling and ceiling in agg:
+            c = agg[ceiling][scen]["map"]["mean"]
+            m = agg["moddrop"][scen]["map"]["mean"] if "moddrop" in agg else float("nan")
+            a = agg[aecf][scen]["map"]["mean"]
+            gap = c - m
+            row["ceiling_map"] = 100 * c
+            row["gap_closed"] = float((a - m) / gap) if gap > 1e-6 else float("nan")
+        ece = agg[aecf][scen]["ece_model"]["mean"]
+        target = ece_two if mean_present(scen) >= 2 else ece_one
+        row["ece_model"] = ece
+        row["ece_target"] = target
+        row["ece_ok"] = bool(ece <= target)
+        out["per_scenario"][scen] = row
+        if ci["worse"]:
+            worse_any.append(scen)
+    checks = []
+    full_best = max([m for m in agg if m != ceiling], key=lambda m: agg[m]["full"]["map"]["mean"])
+    d_full = 100 * (agg[aecf]["full"]["map"]["mean"] - agg[full_best]["full"]["map"]["mean"])
+    checks.append(("full-input mAP within 0.5 pp of the best method",
+                   d_full >= -0.5, f"AECF {d_full:+.2f} pp vs {full_best}"))
+    checks.append(("in no scenario worse than the best baseline (95 % interval entirely below 0)",
+                   not worse_any, "worse in: " + ", ".join(worse_any) if worse_any else "none worse"))
+    bad_ece = [s for s, r in out["per_scenario"].items() if not r["ece_ok"]]
+    checks.append(("ECE <= 0.02 with >= 2 sensors, <= 0.04 with one (model output)",
+                   not bad_ece, ("above target: " + ", ".join(
+                       f"{s} {100 * out['per_scenario'][s]['ece_model']:.2f}%" for s in bad_ece))
+                   if bad_ece else f"max {100 * max(r['ece_model'] for r in out['per_scenario'].values()):.2f}%"))
+    if discriminative:
+        for scen in ("drop_p0.5", "drop_p0.7"):
+            if scen not in out["per_scenario"] or "vs_moddrop_pp" not in out["per_scenario"][scen]:
+                continue
+            r = out["per_scenario"][scen]
+            v = r["vs_moddrop_pp"]
+            checks.append((f"{scen}: beats tuned ModDrop (95 % interval above 0)", r["beats_moddrop"],
+                           f"{v['mean']:+.2f} pp [{v['lo']:+.2f}, {v['hi']:+.2f}]"))
+            if "gap_closed" in r:
+                checks.append((f"{scen}: closes >= half of the ModDrop -> ceiling gap",
+                               bool(r["gap_closed"] >= 0.5),
+                               f"closed {100 * r['gap_closed']:.0f} % (ceiling {r['ceiling_map']:.2f})"))
+    out["checks"] = [{"target": t, "met": bool(ok), "detail": d} for t, ok, d in checks]
+    out["all_met"] = all(c["met"] for c in out["checks"])
+    return out
+
+
+def sensitivity(agg: Mapping, scen: str = "drop_p0.5") -> dict:
+    """ModDrop minus attention at ``scen`` (paired over seeds): >= 3 pp = the regime can tell
+    masking-trained from full-input-trained fusion apart."""
+    if "moddrop" not in agg or "attention" not in agg or scen not in agg["moddrop"]:
+        return {}
+    ci = paired_ci(_values(agg, "moddrop", scen), _values(agg, "attention", scen))
+    return {"scenario": scen, "moddrop_minus_attention_pp": {k: 100 * ci[k] for k in ("mean", "lo", "hi")},
+            "discriminative": bool(100 * ci["mean"] >= 3.0)}
+
+
+def targets_markdown(name: str, tgt: Mapping, sens: Mapping) -> list[str]:
+    out = [f"### Regime `{name}`", ""]
+    if sens:
+        s = sens["moddrop_minus_attention_pp"]
+        out.append(f"Sensitivity: ModDrop minus attention at {sens['scenario']} = {s['mean']:+.2f} pp "
+                   f"[95 % CI {s['lo']:+.2f}, {s['hi']:+.2f}] -> "
+                   + ("the regime CAN tell missing-modality training apart (>= 3 pp)."
+                      if sens["discriminative"] else
+                      "below 3 pp: this regime does NOT test the missing-modality claim."))
+        out.append("")
+    out += ["| target | met | measured |", "|---|---|---|"]
+    for c in tgt["checks"]:
+        out.append(f"| {c['target']} | {'met' if c['met'] else 'NOT met'} | {c['detail']} |")
+    out += ["", "| scenario | best baseline | AECF − best baseline (pp, 95 % CI) | AECF − ModDrop (pp, 95 % CI) "
+            "| ceiling mAP | gap closed | AECF ECE (model) | ECE target |", "|---|---|---|---|---|---|---|---|"]
+    for scen, r in tgt["per_scenario"].items():
+        d = r["diff_pp"]
+        v = r.get("vs_moddrop_pp")
+        out.append(
+            f"| {scen} | {r['best_baseline']} | {d['mean']:+.2f} [{d['lo']:+.2f}, {d['hi']:+.2f}] | "
+            + (f"{v['mean']:+.2f} [{v['lo']:+.2f}, {v['hi']:+.2f}]" if v else "-") + " | "
+            + (f"{r['ceiling_map']:.2f}" if "ceiling_map" in r else "-") + " | "
+            + (f"{100 * r['gap_closed']:.0f} %" if "gap_closed" in r and math.isfinite(r["gap_closed"]) else "-")
+            + f" | {100 * r['ece_model']:.2f} % | {100 * r['ece_target']:.0f} % |")
+    return out + [""]
+
+
+def summary_markdown(summary: Mapping, total_s: float, cfg: Mapping) -> str:
+    """``docs/results/results.md``: every regime's sensitivity, headline mAP and targets."""
+    seeds = cfg["benchmark"]["seeds"]
+    out = ["# AECF benchmark: summary of every regime", "",
+           "Generated by `aecf-ros benchmark` (`make bench-ml`); every number is measured and every "
+           "verdict computed from them. Methods are trained on the same cached embeddings with the "
+           f"same presence masks, epochs and optimiser; seeds {', '.join(map(str, seeds))} "
+           f"(n = {len(seeds)}). Differences are paired over seeds with their 95 % Student-t "
+           "interval; \"beats\" means the interval lies above 0. Per-regime details (every method, "
+           "every scenario, ablations, calibration, training diagnostics, plots) are in each "
+           "regime's folder.", ""]
+    for name, r in summary.items():
+        out += [f"## Regime `{name}`" + (" (discriminative: where one sensor dominates)" if r["discriminative"] else ""), ""]
+        if r.get("about"):
+            out += [r["about"], ""]
+        out += [f"Details: [{name}/results.md]({name}/results.md)", ""]
+        scens = ("full", "drop_p0.5", "drop_p0.7")
+        out += ["| method | " + " | ".join(f"mAP {s} (%)" for s in scens) + " |", "|---|" + "---|" * len(scens)]
+        for m, cells in r["headline"].items():
+            out.append(f"| {m} | " + " | ".join(_fmt(cells[s], 100.0, 2) if s in cells else "-" for s in scens) + " |")
+        out.append("")
+        out += targets_markdown(name, r["targets"], r["sensitivity"])[2:]
+        out.append(f"Regime run time: {r['seconds'] / 60:.1f} min.")
+        out.append("")
+    out += [f"Total `aecf-ros benchmark` time: {total_s / 60:.1f} min (stage 1 is cached under "
+            f"`{cfg['cache_dir']}`; a fresh machine also trains the stage-1 encoders once per regime).", ""]
+    return "\n".join(out)

@@ -33,6 +33,7 @@ Protocol (see ``config/sweep.yaml``):
 from __future__ import annotations
 
 import copy
+import dataclasses
 import inspect
 import itertools
 import time
@@ -51,7 +52,10 @@ from aecf_ros.resources import package_file  # noqa: E402
 DEFAULT_SWEEP_PATH = package_file("config", "sweep.yaml")  # source tree, ament index or install share/
 ALLOWED_PREFIXES = ("model.fusion.", "stage2.objective.")
 SCORE_METRICS = ("map", "map_raw")  # higher is better
-CURRICULUM_METHODS = ("aecf", "aecf_no_entropy", "aecf_no_calibration")
+from aecf_ros.core.baselines import FUSION_METHODS as _ALL  # noqa: E402
+from aecf_ros.core.fusion import CurriculumConfig  # noqa: E402
+
+CURRICULUM_METHODS = tuple(m for m in _ALL if m.startswith("aecf") and m != "aecf_no_curriculum")
 
 _MISSING = object()
 SWEEP_DEFAULTS: dict[str, Any] = {
@@ -120,6 +124,8 @@ def knob_applies(method: str, key: str) -> bool:
         return method == "moddrop"
     if key.startswith("model.fusion.curriculum."):
         return method in CURRICULUM_METHODS
+    if key == "model.fusion.presence_tokens":
+        return method.startswith("aecf") and method != "aecf_no_presence"
     if key == "model.fusion.embed_dim":
         return True
     if key == "model.fusion.gate_hidden":
@@ -135,6 +141,8 @@ def knob_applies(method: str, key: str) -> bool:
             return flags["use_infonce"]
         if name.startswith("calibration"):
             return flags["use_calibration"]
+        if name.startswith("distill"):
+            return flags["use_distillation"]
     return False
 
 
@@ -154,7 +162,10 @@ def _check_config(method: str, cfg: Mapping, overrides: Mapping[str, Any]) -> No
         if not key.startswith(ALLOWED_PREFIXES):
             raise ValueError(f"{method}: knob {key!r} is not allowed; only {ALLOWED_PREFIXES} keys may be swept "
                              f"(anything else would change the shared stage-1 embeddings or the protocol)")
-        if key.startswith("model.fusion."):
+        if key.startswith("model.fusion.curriculum."):
+            if key.rsplit(".", 1)[-1] not in {f.name for f in dataclasses.fields(CurriculumConfig)}:
+                raise ValueError(f"{method}: unknown curriculum knob {key!r}")
+        elif key.startswith("model.fusion."):
             if get_dotted({"model": {"fusion": fusion_defaults}}, key, default=KeyError) is KeyError:
                 raise ValueError(f"{method}: unknown fusion knob {key!r}")
         elif key.split(".", 2)[2] not in objective_args:
