@@ -5,6 +5,18 @@ import time
 from typing import Any, Callable, Mapping, Optional
 
 
+class TopicSubscribers:
+    """A topic this process does not publish, as a ``wait_for_discovery`` endpoint: it has a peer
+    once ``node`` sees a subscription on it in the ROS graph (e.g. the encoders' ``/dropout/...``
+    inputs, fed by the sensor_dropout relay rather than by the bag player)."""
+
+    def __init__(self, node, topic: str):
+        self.node, self.topic = node, topic
+
+    def get_subscription_count(self) -> int:
+        return self.node.count_subscribers(self.topic)
+
+
 def unmatched(endpoints: Mapping[str, Any], node=None) -> list[str]:
     """Names of the endpoints with no peer yet: a publisher without a matched subscription, or
     a subscription without a matched publisher (on Humble, which cannot count a subscription's
