@@ -21,6 +21,7 @@ COMMANDS: dict[str, tuple[str, str]] = {
     "bench-runtime": ("aecf_ros.apps.bench_runtime", "measure fusion overhead and latency"),
     "make-bag": ("aecf_ros.apps.make_bag", "write a rosbag2 of generated scenes with ground truth"),
     "replay": ("aecf_ros.apps.replay", "replay a bag with a sensor drop plan and /clock"),
+    "wait-for": ("aecf_ros.apps.wait_for", "wait until topics have a subscriber (replay.launch.py, before ros2 bag play)"),
     "evaluate-bag": ("aecf_ros.apps.evaluate_bag", "run encoders + fusion over a bag offline"),
 }
 

@@ -72,6 +72,20 @@ def embedding_topic(modality: str) -> str:
     return f"aecf/embedding/{modality}"
 
 
+DROPOUT_PREFIX = "/dropout"  # sensor_dropout's default output = prefix + input topic
+
+
+def pipeline_subscriptions(dropout: bool = False) -> list[str]:
+    """The topics the launched pipeline subscribes to once ACTIVE (lifecycle nodes subscribe in
+    ``on_activate``): the encoders' sensor inputs (``/dropout/...`` behind the sensor_dropout relay,
+    whose own inputs are then the sensor topics) and the fusion node's embedding topics. A bag
+    player that waits for all of them starts with the pipeline ready (replay.launch.py)."""
+    sensors = list(TOPIC_ARGUMENTS.values())
+    inputs = [DROPOUT_PREFIX + t for t in sensors] if dropout else sensors
+    relay = sensors if dropout else []
+    return relay + inputs + ["/" + embedding_topic(m) for m in MODALITIES]
+
+
 @dataclass(frozen=True)
 class ParamSpec:
     """One node parameter: default (its type is the parameter type), description, constraints.
@@ -109,12 +123,21 @@ class NodeSpec:
 
 
 # ---------------------------------------------------------------------------------- parameters
+QOS_PROFILES = ("reliable", "sensor_data", "system_default")
+
+
 def _qos(input_name: str, depth: int = 5) -> tuple[ParamSpec, ...]:
     return (
-        ParamSpec(f"qos.{input_name}.reliability", "reliable",
-                  "reliable | best_effort. RELIABLE is the default: with FastDDS defaults, "
-                  "BEST_EFFORT ~1 MB images/clouds were measured to deliver nothing here.",
-                  choices=("reliable", "best_effort"), applied="configure"),
+        ParamSpec(f"qos.{input_name}.profile", "reliable",
+                  "reliable (RELIABLE, KEEP_LAST depth) | sensor_data (rclpy's sensor-data profile: "
+                  "BEST_EFFORT, what REP 2003 drivers publish) | system_default (the RMW's defaults). "
+                  "RELIABLE is the default: with FastDDS defaults BEST_EFFORT ~1 MB images/clouds were "
+                  "measured to deliver 0 of 240 here; a RELIABLE subscription does not match a BEST_EFFORT "
+                  "publisher (reported in /diagnostics and the log)",
+                  choices=QOS_PROFILES, applied="configure"),
+        ParamSpec(f"qos.{input_name}.reliability", "",
+                  "'' = the profile's | reliable | best_effort (overrides the profile's reliability)",
+                  choices=("", "reliable", "best_effort"), applied="configure"),
         ParamSpec(f"qos.{input_name}.depth", depth,
                   "KEEP_LAST depth of the input queue: small so a slow encoder works on fresh data.",
                   range=(1, 100), applied="configure"),
@@ -207,6 +230,12 @@ FUSION_PARAMETERS: tuple[ParamSpec, ...] = (
     ParamSpec("max_output_rate_hz", 100.0,
               "trigger mode: at most this many predictions a second (a trigger embedding sooner after the "
               "previous output is skipped, counted rate_limited)", range=(0.5, 1000.0)),
+)
+
+# output frame of aecf/prediction (kept out of the table above so parameter additions merge cleanly)
+FUSION_PARAMETERS = FUSION_PARAMETERS + (
+    ParamSpec("frame_id", "base_link",
+              "header.frame_id of aecf/prediction (the fused result describes the robot, not one sensor)"),
 )
 
 NODES: tuple[NodeSpec, ...] = (

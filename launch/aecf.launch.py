@@ -16,7 +16,7 @@ from ament_index_python.packages import get_package_share_directory
 from launch import LaunchDescription
 from launch.actions import DeclareLaunchArgument
 from launch.substitutions import LaunchConfiguration
-from launch_ros.actions import Node
+from launch_ros.actions import LifecycleNode
 from launch_ros.parameter_descriptions import ParameterValue
 
 from aecf_ros import graph
@@ -41,8 +41,10 @@ def generate_launch_description():
         "device": ParameterValue(LaunchConfiguration("device"), value_type=str),
         "model_path": ParameterValue(LaunchConfiguration("model_path"), value_type=str),
     }
+    # launch_ros' LifecycleNode (not a plain Node): launch knows they are managed, so lifecycle
+    # event handlers (OnStateTransition) and `ros2 lifecycle` tooling work on them
     nodes = [
-        Node(
+        LifecycleNode(
             package=graph.PACKAGE,
             executable=spec.executable,
             name=spec.name,

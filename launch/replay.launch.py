@@ -10,38 +10,83 @@
 * ``player:=ros2`` runs ``ros2 bag play BAG --clock --rate R``; ``player:=aecf`` runs
   ``aecf-ros replay BAG --rate R`` (same /clock, plus ``--drop``-style plans via ``replay_args``);
   ``player:=none`` starts only the graph (play the bag yourself with ``--clock``).
+* The player starts only once the pipeline is ACTIVE and subscribed (``wait_for:=pipeline``, the
+  default: every encoder input, the relay's inputs with ``dropout:=true``, the fusion node's
+  embedding topics; see ``aecf_ros.graph.pipeline_subscriptions``), so the first seconds of the bag
+  are not lost to node start-up. ``wait_for:=none`` plays at once; ``wait_for:='/a /b'`` waits for
+  those topics; ``wait_timeout`` (s) bounds the wait. ``ros2 bag play`` is preceded by
+  ``aecf-ros wait-for`` (it cannot wait itself).
+* A player without a bag (``bag:=`` empty or not a directory) is refused at launch.
 * ``dropout:=true`` inserts the ``sensor_dropout`` relay (its plan in ``dropout_params``): the
   encoders then read ``/dropout/<sensor topic>``, the relay's outputs.
 """
 import os
+import shlex
 
 from ament_index_python.packages import get_package_share_directory
 from launch import LaunchDescription
-from launch.actions import DeclareLaunchArgument, ExecuteProcess, IncludeLaunchDescription
+from launch.actions import DeclareLaunchArgument, ExecuteProcess, IncludeLaunchDescription, OpaqueFunction
 from launch.conditions import IfCondition
 from launch.launch_description_sources import PythonLaunchDescriptionSource
 from launch.substitutions import LaunchConfiguration, PythonExpression
-from launch_ros.actions import Node
+from launch_ros.actions import LifecycleNode
 
 from aecf_ros import graph
 
-DROPOUT_PREFIX = "/dropout"  # sensor_dropout's default output = prefix + input topic
+DROPOUT_PREFIX = graph.DROPOUT_PREFIX  # sensor_dropout's default output = prefix + input topic
+PLAYERS = ("ros2", "aecf", "none")
 
 
-def _is(argument: str, value: str):
-    return PythonExpression(["'", LaunchConfiguration(argument), f"' == '{value}'"])
+def player_command(player: str, bag: str, rate: str = "1.0", replay_args: str = "", dropout: str = "false",
+                   wait_for: str = "pipeline", wait_timeout: str = "120") -> str | None:
+    """The shell command of the bag player (None for ``player:=none``); every path and value is
+    quoted, ``replay_args`` is passed on as the words the user wrote. Raises ValueError (launch
+    stops with its message) for a player without a bag."""
+    if player not in PLAYERS:
+        raise ValueError(f"replay.launch.py: player:={player!r} is not one of {' | '.join(PLAYERS)}")
+    if player == "none":
+        return None
+    if not bag.strip():
+        raise ValueError(f"replay.launch.py: player:={player} needs bag:=<rosbag2 directory> (bag:= is empty); "
+                         "use player:=none to start only the graph")
+    if not os.path.isdir(bag):
+        raise ValueError(f"replay.launch.py: bag:={bag!r} is not a directory (a rosbag2 bag is a directory)")
+    if wait_for.strip() == "pipeline":
+        topics = graph.pipeline_subscriptions(dropout=dropout.strip().lower() == "true")
+    elif wait_for.strip() in ("", "none"):
+        topics = []
+    else:
+        topics = wait_for.split()
+    q, waits = shlex.quote, " ".join(shlex.quote(t) for t in topics)
+    if player == "ros2":
+        gate = f"aecf-ros wait-for {waits} --timeout {q(wait_timeout)} && " if topics else ""
+        return f"{gate}ros2 bag play {q(bag)} --clock --rate {q(rate)}"
+    cmd = f"aecf-ros replay {q(bag)} --rate {q(rate)}"
+    if topics:
+        cmd += f" --wait-for {waits} --wait-timeout {q(wait_timeout)}"
+    return cmd + (f" {replay_args}" if replay_args.strip() else "")
+
+
+def _player(context):
+    value = context.launch_configurations.get
+    cmd = player_command(value("player", "ros2"), value("bag", ""), value("rate", "1.0"),
+                         value("replay_args", ""), value("dropout", "false"), value("wait_for", "pipeline"),
+                         value("wait_timeout", "120"))
+    return [] if cmd is None else [ExecuteProcess(cmd=[cmd], shell=True, output="screen")]
 
 
 def generate_launch_description():
     share = get_package_share_directory(graph.PACKAGE)
-    bag = LaunchConfiguration("bag")
-    rate = LaunchConfiguration("rate")
     arguments = [
         DeclareLaunchArgument("bag", default_value="", description="rosbag2 directory to play"),
         DeclareLaunchArgument("rate", default_value="1.0", description="playback rate"),
         DeclareLaunchArgument("player", default_value="ros2", description="ros2 | aecf | none"),
         DeclareLaunchArgument("replay_args", default_value="",
                               description="extra `aecf-ros replay` arguments, e.g. '--drop lidar@10-25'"),
+        DeclareLaunchArgument("wait_for", default_value="pipeline",
+                              description="pipeline (start the player once the nodes are active and subscribed) "
+                                          "| none | 'TOPIC TOPIC...'"),
+        DeclareLaunchArgument("wait_timeout", default_value="120", description="seconds wait_for may take"),
         DeclareLaunchArgument("dropout", default_value="false", description="insert the sensor_dropout relay"),
         DeclareLaunchArgument("dropout_params", default_value=os.path.join(share, "config", "sensor_dropout.yaml"),
                               description="sensor_dropout parameters (streams and drop plan)"),
@@ -67,23 +112,13 @@ def generate_launch_description():
             **topics,
         }.items(),
     )
-    dropout = Node(
+    dropout = LifecycleNode(
         package=graph.PACKAGE,
         executable="sensor_dropout",
         name="sensor_dropout",
+        namespace="",
         output="screen",
         parameters=[LaunchConfiguration("dropout_params"), {"use_sim_time": True}],
         condition=IfCondition(LaunchConfiguration("dropout")),
     )
-    ros2_player = ExecuteProcess(
-        cmd=["ros2", "bag", "play", bag, "--clock", "--rate", rate],
-        output="screen",
-        condition=IfCondition(_is("player", "ros2")),
-    )
-    aecf_player = ExecuteProcess(
-        cmd=["aecf-ros", "replay", bag, "--rate", rate, LaunchConfiguration("replay_args")],
-        shell=True,  # replay_args holds several words
-        output="screen",
-        condition=IfCondition(_is("player", "aecf")),
-    )
-    return LaunchDescription(arguments + [pipeline, dropout, ros2_player, aecf_player])
+    return LaunchDescription(arguments + [pipeline, dropout, OpaqueFunction(function=_player)])

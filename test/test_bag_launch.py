@@ -16,11 +16,11 @@ class _Recorder:
 def _stub_modules(monkeypatch, share):
     names = {
         "launch": ["LaunchDescription"],
-        "launch.actions": ["DeclareLaunchArgument", "ExecuteProcess", "IncludeLaunchDescription"],
+        "launch.actions": ["DeclareLaunchArgument", "ExecuteProcess", "IncludeLaunchDescription", "OpaqueFunction"],
         "launch.conditions": ["IfCondition"],
         "launch.launch_description_sources": ["PythonLaunchDescriptionSource"],
         "launch.substitutions": ["LaunchConfiguration", "PythonExpression"],
-        "launch_ros.actions": ["Node"],
+        "launch_ros.actions": ["Node", "LifecycleNode"],
         "ament_index_python.packages": [],
     }
     for module, classes in names.items():
@@ -33,12 +33,23 @@ def _stub_modules(monkeypatch, share):
     sys.modules["ament_index_python.packages"].get_package_share_directory = lambda pkg: str(share)
 
 
-def _load(monkeypatch):
+def _module(monkeypatch):
     _stub_modules(monkeypatch, REPO)  # the source tree has the share/ layout (launch/, config/)
     spec = importlib.util.spec_from_file_location("replay_launch", REPO / "launch" / "replay.launch.py")
     module = importlib.util.module_from_spec(spec)
     spec.loader.exec_module(module)
-    return module.generate_launch_description()
+    return module
+
+
+def _load(monkeypatch):
+    return _module(monkeypatch).generate_launch_description()
+
+
+def _players(entities, **configuration):
+    """The ExecuteProcess actions the launch-time player function returns for ``configuration``."""
+    opaque = next(e for e in entities if type(e).__name__ == "OpaqueFunction")
+    context = types.SimpleNamespace(launch_configurations=dict(configuration))
+    return opaque.kwargs["function"](context)
 
 
 def test_replay_launch_runs_the_graph_on_sim_time_with_players_and_relay(monkeypatch):
@@ -58,12 +69,14 @@ def test_replay_launch_runs_the_graph_on_sim_time_with_players_and_relay(monkeyp
 
     assert set(graph.TOPIC_ARGUMENTS) <= set(launch_args)
 
-    processes = [e for e in entities if type(e).__name__ == "ExecuteProcess"]
-    ros2 = next(p for p in processes if p.kwargs["cmd"][:3] == ["ros2", "bag", "play"])
-    assert "--clock" in ros2.kwargs["cmd"]
-    assert any(p.kwargs["cmd"][:2] == ["aecf-ros", "replay"] for p in processes)
+    bag = str(REPO / "config")  # any directory stands for the bag here
+    (ros2,) = _players(entities, player="ros2", bag=bag)
+    assert " && ros2 bag play " in ros2.kwargs["cmd"][0] and "--clock" in ros2.kwargs["cmd"][0]
+    (aecf,) = _players(entities, player="aecf", bag=bag)
+    assert aecf.kwargs["cmd"][0].startswith("aecf-ros replay ")
+    assert _players(entities, player="none", bag="") == []
 
-    relay = next(e for e in entities if type(e).__name__ == "Node")
+    relay = next(e for e in entities if type(e).__name__ == "LifecycleNode")  # a managed node, like the rest
     assert relay.kwargs["executable"] == "sensor_dropout"
     assert (REPO / "scripts" / "sensor_dropout").is_file()
     assert {"use_sim_time": True} in relay.kwargs["parameters"]
@@ -79,3 +92,46 @@ def test_dropout_outputs_match_what_the_graph_reads_with_dropout_true():
     outputs = {params[s]["input_topic"]: params[s]["output_topic"] for s in params["streams"]}
     for default in graph.TOPIC_ARGUMENTS.values():
         assert outputs[default] == "/dropout" + default
+
+
+def test_player_waits_for_the_active_pipeline_by_default_also_through_the_relay(monkeypatch):
+    """Issue 8 item 4: the player starts once every pipeline subscription exists (lifecycle nodes
+    subscribe when ACTIVE), with dropout:=true on the relay's /dropout outputs too."""
+    import shlex
+
+    from aecf_ros import graph
+
+    module = _module(monkeypatch)
+    bag = str(REPO / "config")
+    for dropout in ("false", "true"):
+        words = shlex.split(module.player_command("aecf", bag, dropout=dropout))
+        waited = words[words.index("--wait-for") + 1:words.index("--wait-timeout")]
+        assert waited == graph.pipeline_subscriptions(dropout=dropout == "true")
+        assert {"/" + graph.embedding_topic(m) for m in graph.MODALITIES} <= set(waited)
+        encoder_inputs = [("/dropout" if dropout == "true" else "") + t for t in graph.TOPIC_ARGUMENTS.values()]
+        assert set(encoder_inputs) <= set(waited)
+        gate, play = module.player_command("ros2", bag, dropout=dropout).split(" && ")
+        assert shlex.split(gate)[:2] == ["aecf-ros", "wait-for"]
+        assert shlex.split(gate)[2:-2] == waited
+        assert shlex.split(play)[:3] == ["ros2", "bag", "play"]
+    assert "--wait-for" not in module.player_command("aecf", bag, wait_for="none")
+    assert "&&" not in module.player_command("ros2", bag, wait_for="none")
+    assert shlex.split(module.player_command("aecf", bag, wait_for="/x /y"))[-4:-2] == ["/x", "/y"]
+
+
+def test_player_without_a_bag_is_refused_at_launch_and_paths_are_quoted(monkeypatch, tmp_path):
+    import shlex
+
+    import pytest
+
+    module = _module(monkeypatch)
+    for player in ("ros2", "aecf"):
+        with pytest.raises(ValueError, match="needs bag:="):
+            module.player_command(player, "")
+        with pytest.raises(ValueError, match="not a directory"):
+            module.player_command(player, str(tmp_path / "missing"))
+    odd = tmp_path / "my bag; rm -rf x"
+    odd.mkdir()
+    for player in ("ros2", "aecf"):
+        words = shlex.split(module.player_command(player, str(odd), rate="0.5"))
+        assert str(odd) in words and "0.5" in words

@@ -189,3 +189,56 @@ def test_frozen_camera_with_old_stamps_is_marked_absent_through_the_graph(setup,
     # present again soon after B: the first fresh frame is fused at the next tick
     back = [t for t, p in live if t >= b and p["camera"]]
     assert back and back[0] < b + PERIOD_S + 0.15, back[:3]
+
+
+def test_wait_for_a_topic_the_bag_does_not_publish_holds_the_bag_until_it_is_subscribed(tmp_path):
+    """Issue 8 item 4: ``--wait-for`` on a topic outside the bag (the encoders' /dropout/... inputs
+    behind the relay) waits for its subscriber, then the whole bag plays (its start is not lost)."""
+    import rclpy
+    from rclpy.executors import SingleThreadedExecutor
+    from rclpy.qos import QoSProfile
+    from sensor_msgs.msg import PointCloud2
+
+    from aecf_ros.apps.replay import BagReplayer
+    from aecf_ros.bag.bag_io import BagReader
+
+    bag = tmp_path / "bag"
+    write_scene_bag(bag, BagSpec(duration_s=1.0, storage="sqlite3"))
+    with BagReader(bag) as reader:
+        expected = sum(1 for _ in reader.messages(["/lidar/points"]))
+    gate_topic = "/dropout/lidar/points"
+    context = rclpy.context.Context()
+    rclpy.init(context=context)
+    errors = []
+    try:
+        node = rclpy.create_node("wait_for_test", context=context)
+        received = []
+        node.create_subscription(PointCloud2, "/lidar/points", received.append, QoSProfile(depth=100))
+        executor = SingleThreadedExecutor(context=context)
+        executor.add_node(node)
+        replayer = BagReplayer(bag, context=context, delay_s=0.5, log=lambda *_: None, topics=["/lidar/points"],
+                               wait_for=[gate_topic], wait_timeout_s=120.0)
+
+        def play():
+            try:
+                replayer.run()
+            except Exception as exc:  # noqa: BLE001 - reported below
+                errors.append(exc)
+
+        thread = threading.Thread(target=play)
+        thread.start()
+        # the player is up (its publisher is seen) but holds the bag: nobody subscribes to the gate yet
+        assert _spin_until(executor, lambda: node.count_publishers("/lidar/points") > 0 or not thread.is_alive(), 60.0)
+        _spin_until(executor, lambda: not thread.is_alive(), 1.0)
+        assert not errors, errors
+        assert thread.is_alive() and received == [] and not replayer.stats.published
+        node.create_subscription(PointCloud2, gate_topic, lambda _msg: None, QoSProfile(depth=1))
+        while thread.is_alive():
+            executor.spin_once(timeout_sec=0.02)
+        _spin_until(executor, lambda: len(received) >= expected, 10.0)
+    finally:
+        replayer.stop.set()
+        rclpy.shutdown(context=context)
+    assert not errors, errors
+    assert replayer.stats.published == {"/lidar/points": expected}
+    assert len(received) == expected

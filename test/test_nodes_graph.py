@@ -72,7 +72,8 @@ def _fake_launch_modules():
         "launch.actions": types.SimpleNamespace(DeclareLaunchArgument=Recorder),
         "launch.substitutions": types.SimpleNamespace(LaunchConfiguration=LaunchConfiguration),
         "launch_ros": types.SimpleNamespace(),
-        "launch_ros.actions": types.SimpleNamespace(Node=Recorder),
+        "launch_ros.actions": types.SimpleNamespace(Node=Recorder,
+                                                    LifecycleNode=type("LifecycleNode", (Recorder,), {})),
         "launch_ros.parameter_descriptions": types.SimpleNamespace(ParameterValue=Recorder),
         "ament_index_python": types.SimpleNamespace(),
         "ament_index_python.packages": types.SimpleNamespace(get_package_share_directory=lambda pkg: f"/share/{pkg}"),
@@ -101,6 +102,7 @@ def test_launch_description_has_every_graph_node_with_remaps(monkeypatch):
     nodes = [e for e in entities if "executable" in e.kwargs]
     assert [n.kwargs["name"] for n in nodes] == [s.name for s in graph.NODES]
     for node, spec in zip(nodes, graph.NODES):
+        assert type(node).__name__ == "LifecycleNode"  # launch_ros knows they are managed nodes
         assert node.kwargs["package"] == "aecf_ros" and node.kwargs["executable"] == spec.executable
         remaps = [(internal, target[0].args[0], target[1]) for internal, target in node.kwargs["remappings"]]
         assert remaps == [(r.internal, r.argument, r.suffix) for r in spec.remaps]

@@ -117,3 +117,56 @@ def test_drop_log_throttles_each_reason_on_its_own():
     assert throttle.suffix("truncated") == " (+1 more since last logged)"
     with pytest.raises(ValueError):
         PerReasonThrottle(-1.0)
+
+
+def test_failed_encoding_offline_behaves_like_live_previous_embedding_kept_until_timeout(tmp_path):
+    """Issue 8 item 11: live, a lidar message whose encoding fails publishes nothing, so the
+    fusion keeps the previous lidar embedding until its timeout. evaluate-bag runs the same data
+    path (runtime.inputs.encode_input): failing to encode the lidar messages of a window must give,
+    at every output, the presence AND scores of the same bag with those messages never sent."""
+    from aecf_ros.apps.evaluate_bag import evaluate_bag, fusion_parameters, load_model_for_eval
+    from aecf_ros.apps.make_bag import BagSpec, write_scene_bag
+    from aecf_ros.bag.bag_io import BagReader, deserialize
+    from aecf_ros.runtime.drop_plan import build_plan
+    from aecf_ros.runtime.inputs import prepare_input
+
+    a, b = 1.0, 1.25  # shorter than the lidar timeout: live, lidar never goes absent here
+    bag = tmp_path / "bag"
+    write_scene_bag(bag, BagSpec(duration_s=2.5, scene_hold_s=1.0, camera_hz=5.0, lidar_hz=10.0, text_hz=2.0,
+                                 ground_truth_hz=1.0))
+    model, name = load_model_for_eval("untrained", log=lambda *_: None)
+    bad = set()
+    with BagReader(bag) as reader:
+        start = reader.info().start_ns
+        for topic, msgtype, time_ns, data in reader.messages([graph.LIDAR_TOPIC]):
+            if a <= (time_ns - start) / 1e9 < b:
+                bad.add(prepare_input("lidar", msgtype, deserialize(data, msgtype), 0.0).raw.tobytes())
+    assert bad
+
+    class FailingLidar:
+        """The model, except that encoding the window's lidar clouds raises."""
+
+        def __getattr__(self, item):
+            return getattr(model, item)
+
+        def encode(self, modality, raw):
+            if modality == "lidar" and np.asarray(raw).tobytes() in bad:
+                raise RuntimeError("simulated encoder failure")
+            return model.encode(modality, raw)
+
+    params = fusion_parameters()
+    failed = evaluate_bag(bag, build_plan(), FailingLidar(), name, parameters=params, log=lambda *_: None)
+    never_sent = evaluate_bag(bag, build_plan(drops=[f"lidar@{a}-{b}"]), model, name, parameters=params,
+                              log=lambda *_: None)
+    assert failed.input_drops["lidar"].get("encode_error") == len(bad), failed.input_drops
+    assert never_sent.plan_counters["dropped"]["lidar"] == len(bad), never_sent.plan_counters
+    lidar = failed.modalities.index("lidar")
+    in_window = [t for t in failed.ticks if a + 0.1 < t.t < b]
+    assert in_window and all(t.present[lidar] for t in in_window)  # the previous embedding stays
+    assert len(failed.ticks) == len(never_sent.ticks)
+    for f, n in zip(failed.ticks, never_sent.ticks):
+        assert (f.t, f.published, f.present) == (n.t, n.published, n.present)
+        assert (f.scores is None) == (n.scores is None)
+        if f.scores is not None:
+            np.testing.assert_allclose(f.scores, n.scores, rtol=1e-6, atol=1e-7)
+            np.testing.assert_allclose(f.weights, n.weights, rtol=1e-6, atol=1e-7)

@@ -43,6 +43,10 @@ def test_relay_passes_drops_and_delays_by_plan(rclpy_context):
         Parameter("delay", value=["text:0.2"]),
         Parameter("time_origin", value="node_start"),
     ])
+    from aecf_ros.nodes.lifecycle import bring_up
+
+    assert relay.streams["/t_in/points"].subscription is None  # a lifecycle node: nothing before active
+    assert bring_up(relay)
     io = Node("dropout_test_io", context=rclpy_context)
     qos = QoSProfile(depth=50)
     pub_points = io.create_publisher(PointCloud2, "/t_in/points", qos)

@@ -228,7 +228,7 @@ def run(args: argparse.Namespace) -> int:
                                                      lambda msg: predictions.append((time.time(), msg)), 10)
         executor = ros.get_executor()
         wait_for_discovery({graph.PREDICTION_TOPIC: prediction_sub}, args.discovery_timeout,
-                           while_waiting=lambda: executor.spin_once(timeout_sec=0.0))
+                           while_waiting=lambda: executor.spin_once(timeout_sec=0.0), node=monitor)
 
         # The scenario clock starts when the sensor process has been discovered (it writes the
         # start time to ready_file); meanwhile this process spins so the graph is live.

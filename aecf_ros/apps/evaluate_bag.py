@@ -39,31 +39,19 @@ GROUND_TRUTH_TYPE = "diagnostic_msgs/msg/DiagnosticArray"
 # ---------------------------------------------------------------------------------------------
 # settings: the fusion node's parameters (graph.py defaults, optionally a --params-file)
 # ---------------------------------------------------------------------------------------------
-def fusion_parameters(params_file: Optional[str] = None, overrides: Optional[Mapping[str, Any]] = None) -> dict:
+def fusion_parameters(params_file: Optional[str] = None, overrides: Optional[Mapping[str, Any]] = None,
+                      namespace: str = "") -> dict:
     """Flat ``{name: value}`` of the fusion node's parameters: defaults, then the params file's
     ``fusion_node`` (or ``/**``) section, then ``overrides``."""
     from aecf_ros.graph import FUSION_PARAMETERS
 
     values = {p.name: p.default for p in FUSION_PARAMETERS}
     if params_file:
-        import yaml
+        from aecf_ros.runtime.params_file import coerce_to_declared, read_params_file
 
-        try:
-            data = yaml.safe_load(Path(params_file).read_text()) or {}
-        except (OSError, yaml.YAMLError) as exc:
-            raise ValueError(f"cannot read params file {params_file}: {exc}") from None
-
-        def flatten(d, prefix=""):
-            for k, v in d.items():
-                if isinstance(v, dict):
-                    yield from flatten(v, f"{prefix}{k}.")
-                else:
-                    yield f"{prefix}{k}", v
-
-        for section in ("/**", "fusion_node", "/fusion_node", "/**/fusion_node"):
-            body = (data.get(section) or {}).get("ros__parameters") if isinstance(data, dict) else None
-            if body:
-                values.update({k: v for k, v in flatten(body) if k in values})
+        # the node's own view of the file (rcl's typing and section matching), as launched
+        fqn = "/" + "/".join(x for x in (namespace.strip("/"), "fusion_node") if x)
+        values.update(coerce_to_declared(read_params_file(params_file, fqn), values, f"{params_file}: "))
     for k, v in (overrides or {}).items():
         if k not in values:
             raise ValueError(f"unknown fusion parameter {k!r}")
@@ -151,9 +139,9 @@ def evaluate_bag(path: str | Path, plan: DropPlan, model, model_name: str = "mod
                  log: Callable[[str], None] = lambda line: print(line, file=sys.stderr)) -> Evaluation:
     import torch
 
-    from aecf_ros.runtime.conversions import ConversionError
     from aecf_ros.runtime.fusion_engine import FusionEngine, NoOutput
-    from aecf_ros.runtime.inputs import check_embedding, prepare_input
+    from aecf_ros.runtime.input_limits import InputLimits
+    from aecf_ros.runtime.inputs import encode_input
     from aecf_ros.runtime.stamps import stamp_to_ns
     from aecf_ros.sim.scene_msgs import labels_from_ground_truth
 
@@ -188,46 +176,27 @@ def evaluate_bag(path: str | Path, plan: DropPlan, model, model_name: str = "mod
         start_ns = info.start_ns
         next_tick = start_ns + period_ns
 
-        # Messages wait here until the next fusion tick. Only the newest accepted one of each
-        # modality can be fused at that tick, so only it is encoded (the camera encoder is the
-        # expensive part); the others still go through conversion, input checks and the stream
-        # monitor in arrival order, so presence, drops and counters are those of the live graph.
+        # Messages wait here until the next fusion tick, then go through THE encoder data path
+        # (runtime.inputs.encode_input, the one the encoder node runs) in arrival order, every one
+        # of them, like the live node: a message whose conversion, encoding or embedding check
+        # fails publishes nothing, so the fusion keeps the modality's previous embedding until
+        # that one's timeout -- exactly as live (the reference behaviour).
         pending: dict[str, list] = {m: [] for m in modalities}
+        limits = InputLimits(**{k: parameters[k] for k in ("max_pixels", "max_text_chars") if k in parameters})
 
         def count(modality: str, reason: str) -> None:
             drops[modality][reason] = drops[modality].get(reason, 0) + 1
 
         def flush(modality: str) -> None:
-            zeros = np.zeros(engine.embedding_dims[modality], np.float32)
-            newest = None
             for time_ns, msgtype, msg in pending[modality]:
-                try:
-                    prepared = prepare_input(modality, msgtype, msg, time_ns / 1e9)
-                except ConversionError as exc:
-                    count(modality, exc.reason_code)
+                result = encode_input(model, modality, msgtype, msg, time_ns / 1e9, limits)
+                if not result.ok:
+                    count(modality, result.reason)
+                    if result.reason == "encode_error":
+                        log(f"warning: {modality}: encoding failed ({result.detail}); sample dropped")
                     continue
-                if engine.submit(modality, zeros, prepared.stamp, time_ns / 1e9) is None:
-                    newest = (prepared, time_ns)
+                engine.submit(modality, result.vector, result.stamp, time_ns / 1e9)
             pending[modality].clear()
-            if newest is None:
-                return
-            prepared, time_ns = newest
-            try:
-                vec = model.encode(modality, prepared.raw).detach().float().cpu().numpy().reshape(-1)
-            except Exception as exc:  # noqa: BLE001 - counted like the live encoder node does
-                count(modality, "encode_error")
-                log(f"warning: {modality}: encoding failed ({type(exc).__name__}: {exc}); sample dropped")
-                engine.discard_embedding(modality)
-                return
-            reason = check_embedding(vec)
-            if reason:
-                count(modality, reason)
-                # the zero placeholder must never be fused as evidence (the live node publishes
-                # nothing for this sample; here the modality is absent until the next good one)
-                engine.discard_embedding(modality)
-                return
-            # same stamp: replaces the placeholder
-            engine.submit(modality, vec, prepared.stamp, time_ns / 1e9)
 
         def tick(now_ns: int) -> None:
             nonlocal truth

@@ -117,7 +117,7 @@ class BagReplayer:
                 clock_pub = node.create_publisher(Clock, CLOCK_TOPIC, QoSProfile(depth=1)) if self.clock else None
                 self.log(f"replaying {self.path} ({info.duration_s:.1f} s, {len(pubs)} topics) at rate "
                          f"{self.rate:g}; plan: {self.plan.describe()}")
-                self._play(bag, info, pubs, clock_pub, Clock, time_from_ns)
+                self._play(node, bag, info, pubs, clock_pub, Clock, time_from_ns)
             finally:
                 node.destroy_node()
                 if own_context and context.ok():
@@ -126,7 +126,7 @@ class BagReplayer:
         return self.stats
 
     # -- the loop ---------------------------------------------------------------------------------
-    def _play(self, bag, info, pubs, clock_pub, Clock, time_from_ns) -> None:  # noqa: N803
+    def _play(self, node, bag, info, pubs, clock_pub, Clock, time_from_ns) -> None:  # noqa: N803
         wall_t0 = time.monotonic()
         first_ns = info.start_ns + int(round(self.start_offset_s * 1e9))
 
@@ -137,12 +137,14 @@ class BagReplayer:
         # Pre-roll: let subscribers discover us, with /clock already at the bag's start time.
         # --wait-for topics must have a matched subscriber first (DDS discovery of a new
         # participant took >2 s on a busy machine), then the pre-roll still runs in full.
-        from aecf_ros.nodes.discovery import wait_for_discovery
+        from aecf_ros.nodes.discovery import TopicSubscribers, wait_for_discovery
 
-        missing = [t for t in self.wait_for if t not in pubs]
-        if missing:
-            raise BagError(f"--wait-for topics not replayed from this bag: {', '.join(missing)}")
-        missing = wait_for_discovery({t: pubs[t] for t in self.wait_for}, self.wait_timeout_s,
+        # A --wait-for topic this bag does not publish (the encoders' /dropout/... inputs behind the
+        # sensor_dropout relay, the fusion node's embedding topics) waits for a subscriber in the graph.
+        endpoints = {t: pubs[t] if t in pubs else TopicSubscribers(node, t) for t in self.wait_for}
+        if self.wait_for:
+            self.log(f"waiting up to {self.wait_timeout_s:g} s for subscribers on {', '.join(self.wait_for)}")
+        missing = wait_for_discovery(endpoints, self.wait_timeout_s,
                                      while_waiting=lambda: publish_clock(first_ns), stop=self.stop.is_set)
         if missing and not self.stop.is_set():
             raise BagError(f"no subscriber on {', '.join(missing)} after {self.wait_timeout_s:g} s")
@@ -193,7 +195,10 @@ def add_arguments(parser) -> None:
                         help="wall seconds to wait for subscribers before the first message (default 1)")
     parser.add_argument("--topics", nargs="+", default=None, help="replay only these topics")
     parser.add_argument("--wait-for", nargs="+", default=(), metavar="TOPIC",
-                        help="before playing, wait (up to 30 s) until these topics have a subscriber")
+                        help="before playing, wait until these topics have a subscriber (a topic of the bag: "
+                             "a matched one; any other topic, e.g. /dropout/...: one seen in the graph)")
+    parser.add_argument("--wait-timeout", type=float, default=30.0, metavar="S",
+                        help="give up (exit 1) after S seconds of --wait-for (default 30)")
     parser.add_argument("--skip-unknown", action="store_true",
                         help="skip topics whose message type has no Python package here (default: error)")
     add_plan_arguments(parser)
@@ -204,7 +209,8 @@ def run(args) -> int:
         plan = plan_from_args(args)
         replayer = BagReplayer(args.bag, plan, rate=args.rate, start_offset_s=args.start_offset, loop=args.loop,
                                clock=not args.no_clock, clock_hz=args.clock_hz, topics=args.topics,
-                               skip_unknown=args.skip_unknown, delay_s=args.preroll, wait_for=args.wait_for)
+                               skip_unknown=args.skip_unknown, delay_s=args.preroll, wait_for=args.wait_for,
+                               wait_timeout_s=args.wait_timeout)
     except (DropPlanError, ValueError) as exc:
         print(f"aecf-ros replay: error: {exc}", file=sys.stderr)
         return 2

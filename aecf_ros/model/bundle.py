@@ -7,7 +7,7 @@ import io
 import os
 import zipfile
 from pathlib import Path
-from typing import Any, Mapping
+from typing import Any, Iterable, Mapping
 
 import numpy as np
 import torch
@@ -169,13 +169,20 @@ def locate_encoder_file(bundle: Path, modality: str, record: Mapping,
 
 
 def load_model(path: str | os.PathLike | None = None, device: str | torch.device = "auto",
-               encoder_paths: Mapping[str, str | os.PathLike] | None = None) -> PerceptionModel:
+               encoder_paths: Mapping[str, str | os.PathLike] | None = None,
+               parts: Iterable[str] | None = None) -> PerceptionModel:
     """Rebuild a :class:`PerceptionModel` from a bundle (``None`` -> the shipped default).
 
     A bundle trained with a user's TorchScript encoder records that file's path and sha256;
     the file is looked up by :func:`locate_encoder_file` (recorded path, then the same file
     name next to the bundle) or taken from ``encoder_paths`` (``{"camera": "/new/trunk.pt"}``,
-    for a moved file); its content must hash to the recorded sha256."""
+    for a moved file); its content must hash to the recorded sha256.
+
+    ``parts``: build only these encoders (modality names) and skip the others (``["camera"]`` for
+    the camera encoder node, ``["fusion"]`` or ``[]`` for the fusion node: no encoder at all). The
+    fusion, head and calibrator (small) are always built; a skipped encoder's embedding width and
+    id come from the bundle (``embedding_dims``, ``encoder_ids``), so ``encoder_ids`` is complete
+    either way. ``None``: everything."""
     path = Path(path) if path is not None else DEFAULT_MODEL_PATH
     payload = read_model_file(path)
     dev = resolve_device(device)
@@ -187,7 +194,8 @@ def load_model(path: str | os.PathLike | None = None, device: str | torch.device
         # saved before AECF had learned missing-modality tokens (the shipped default.pt among
         # them): it was trained without them, so it is rebuilt without them
         config["fusion"] = {**dict(fusion_cfg), "presence_tokens": False}
-    files = payload.get("encoder_files") or {}
+    skipped = _skipped_encoders(payload, config, parts)
+    files = {m: r for m, r in (payload.get("encoder_files") or {}).items() if m not in skipped}
     encoder_paths = dict(encoder_paths or {})
     unknown = set(encoder_paths) - set(files)
     if unknown:
@@ -231,4 +239,24 @@ def load_model(path: str | os.PathLike | None = None, device: str | torch.device
     if "text" in saved and "text" in ids and saved["text"] != ids["text"]:
         raise ModelLoadError(f"{path} was trained with text encoder {saved['text']} but this "
                              f"machine builds {ids['text']}; its embeddings would not match")
+    if skipped:
+        model._encoder_ids = {**{m: saved[m] for m in skipped if m in saved}, **ids}
     return model
+
+
+def _skipped_encoders(payload: Mapping, config: dict, parts: Iterable[str] | None) -> list[str]:
+    """Modalities whose encoder is not built (``config[m] = None``, width from ``embedding_dims``)."""
+    if parts is None:
+        return []
+    wanted = set(parts)
+    dims = dict(payload.get("embedding_dims") or {})
+    skipped = []
+    for m in list(config.get("modalities") or payload.get("modalities") or ()):
+        if m in wanted or config.get(m) is None:
+            continue
+        if m not in dims:  # an old bundle without recorded widths: build it after all
+            continue
+        config[m] = None
+        config["input_dims"] = {**dict(config.get("input_dims") or {}), m: int(dims[m])}
+        skipped.append(m)
+    return skipped

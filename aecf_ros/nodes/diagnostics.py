@@ -13,6 +13,13 @@ def diag_status(name: str, hardware_id: str, level: int, message: str, values: d
     return status
 
 
+def status_name(node, what: str) -> str:
+    """``<namespace>/<node>: <what>`` (``robot1/fusion_node: lidar``): status names carry the
+    namespace, so two robots' reports stay apart in rqt_robot_monitor and diagnostic aggregators,
+    which group by name (without a namespace: ``fusion_node: lidar``)."""
+    return f"{node.get_fully_qualified_name().lstrip('/')}: {what}"
+
+
 def _fmt(v: Any) -> str:
     if v is None:
         return "-"

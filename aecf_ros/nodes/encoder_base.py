@@ -42,14 +42,14 @@ from std_msgs.msg import Header
 
 from aecf_ros.msg import ModalityEmbedding
 from aecf_ros import graph
-from aecf_ros.nodes.diagnostics import OK, WARN, diag_status
+from aecf_ros.nodes.diagnostics import OK, WARN, diag_status, status_name
 from aecf_ros.nodes.qos import qos_from_params
+from aecf_ros.nodes.qos_events import IncompatibleQos, incompatible_qos_callbacks
 from aecf_ros.nodes.session import run_node
 from aecf_ros.nodes.stamps import now_sec, sec_to_stamp
 from aecf_ros.nodes.lifecycle_base import ModelLifecycleNode
-from aecf_ros.runtime.conversions import ConversionError
 from aecf_ros.runtime.input_limits import InputLimits
-from aecf_ros.runtime.inputs import MODALITY_INPUTS, InputKind, check_embedding, prepare_input
+from aecf_ros.runtime.inputs import MODALITY_INPUTS, InputKind, encode_input
 from aecf_ros.runtime.rate_monitor import RateMonitor, RateState
 from aecf_ros.runtime.stream_monitor import StreamMonitor, StreamState
 
@@ -79,6 +79,7 @@ class EncoderNode(ModelLifecycleNode):
         self.published = 0
         self._seq = 0  # ModalityEmbedding.seq of the last embedding published by this process
         self._encode_ms = collections.deque(maxlen=200)
+        self.qos_incompatible = IncompatibleQos()
 
     def _limits_from_params(self) -> InputLimits:
         def value(name, default):
@@ -127,7 +128,9 @@ class EncoderNode(ModelLifecycleNode):
         for kind in MODALITY_INPUTS[self.MODALITY].kinds:
             self._subs.append(self.create_subscription(
                 message_type(kind.msgtype), kind.topic, lambda msg, kind=kind: self._on_message(kind, msg),
-                qos_from_params(self, kind.qos_input)))
+                qos_from_params(self, kind.qos_input),
+                event_callbacks=incompatible_qos_callbacks(self, self.qos_incompatible, kind.topic,
+                                                           f"qos.{kind.qos_input}")))
         self.monitor.reset()  # silence while inactive is not the sensor's
         self.rate.reset()
         self._active = True
@@ -152,29 +155,18 @@ class EncoderNode(ModelLifecycleNode):
         header = getattr(msg, "header", None) if kind.stamp_from_header else None
         stamp = (float(header.stamp.sec) + float(header.stamp.nanosec) * 1e-9) if header is not None else None
         self.rate.record(receive_time, stamp)
-        t0 = time.perf_counter()
-        try:
-            prepared = prepare_input(self.MODALITY, kind.msgtype, msg, receive_time, self.limits)
-        except ConversionError as exc:
-            self._drop(exc.reason_code, exc.message)
-            return
-        for note in prepared.notes:
+        result = encode_input(self.model, self.MODALITY, kind.msgtype, msg, receive_time, self.limits)
+        for note in result.notes:
             self.notes[note] += 1
-        try:
-            embedding = self.model.encode(self.MODALITY, prepared.raw)
-        except Exception as exc:  # noqa: BLE001 - a bad input must never kill the node
-            self._drop("encode_error", f"{type(exc).__name__}: {exc}")
+        if not result.ok:  # nothing published: the fusion keeps the previous embedding until its timeout
+            self._drop(result.reason, result.detail)
             return
-        vec = embedding.detach().float().cpu().numpy().reshape(-1)
-        reason = check_embedding(vec)
-        if reason:
-            self._drop(reason, "encoder produced NaN/inf")
-            return
-        self._encode_ms.append((time.perf_counter() - t0) * 1e3)
+        vec = result.vector
+        self._encode_ms.append(result.elapsed_s * 1e3)
         self.encoded += 1
         out = ModalityEmbedding()
         # header-less inputs (std_msgs/String): the evidence is as new as its arrival
-        out.header = msg.header if kind.stamp_from_header else Header(stamp=sec_to_stamp(prepared.stamp))
+        out.header = msg.header if kind.stamp_from_header else Header(stamp=sec_to_stamp(result.stamp))
         out.modality = self.MODALITY
         out.embedding = vec.tolist()
         out.encoder_id = self.encoder_id
@@ -230,7 +222,10 @@ class EncoderNode(ModelLifecycleNode):
         else:
             level = OK
             message = f"input {snap['state']}" + dropped
-        arr.status.append(diag_status(f"{self.get_name()}: {self.MODALITY} input", self.get_fully_qualified_name(),
+        values.update(self.qos_incompatible.values())
+        if self.qos_incompatible.counts:  # the likely reason the input is quiet: say it
+            level, message = max(level, WARN), (message + "; " if level != OK else "") + self.qos_incompatible.message()
+        arr.status.append(diag_status(status_name(self, f"{self.MODALITY} input"), self.get_fully_qualified_name(),
                                       level, message, values))
         return arr
 

@@ -200,7 +200,7 @@ class FusionNode(ModelLifecycleNode):
         self._inference_ms.append(out.inference_time_s * 1e3)
         msg = FusedPrediction()
         msg.header.stamp = sec_to_stamp(out.stamp)
-        msg.header.frame_id = ""
+        msg.header.frame_id = str(self.get_parameter("frame_id").value)
         msg.class_names = list(out.class_names)
         msg.scores = [float(s) for s in out.scores]
         msg.modalities = list(out.modalities)
@@ -217,7 +217,7 @@ class FusionNode(ModelLifecycleNode):
         arr = DiagnosticArray()
         arr.header.stamp = self.get_clock().now().to_msg()
         hw = self.get_fully_qualified_name()
-        name = self.get_name()
+        name = self.get_fully_qualified_name().lstrip("/")  # as diagnostics.status_name: robots stay apart
         if self.engine is None:
             arr.status.append(diag_status(f"{name}: output", hw, WARN, "not configured (no model loaded)", {}))
             return arr

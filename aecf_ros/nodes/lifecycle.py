@@ -12,7 +12,7 @@ def bring_up(node: LifecycleNode) -> bool:
     manager; with ``autostart:=false`` an external manager drives the lifecycle services.
     """
     if node.trigger_configure() != TransitionCallbackReturn.SUCCESS:
-        node.get_logger().error("configure failed; node stays unconfigured")
+        node.get_logger().error("configure failed (reason above); node stays unconfigured")
         return False
     if node.trigger_activate() != TransitionCallbackReturn.SUCCESS:
         node.get_logger().error("activate failed; node stays inactive")

@@ -14,8 +14,9 @@ from diagnostic_msgs.msg import DiagnosticArray
 from rclpy.lifecycle import LifecycleNode, LifecycleState, TransitionCallbackReturn
 
 from aecf_ros import graph
+from aecf_ros.nodes.compat import add_post_set_parameters_callback, add_pre_set_parameters_callback
 from aecf_ros.nodes.model_loading import load_model_from_params
-from aecf_ros.nodes.parameters import ParameterValidator, declare_from_specs
+from aecf_ros.nodes.parameters import ParameterValidator, declare_from_specs, int_to_float
 from aecf_ros.runtime.drop_log import PerReasonThrottle
 
 #: at most one log line per drop reason per this many seconds (all drops are counted)
@@ -30,7 +31,8 @@ class ModelLifecycleNode(LifecycleNode):
         super().__init__(node_name or spec.name, **kwargs)
         declare_from_specs(self, spec.parameters)
         self.add_on_set_parameters_callback(ParameterValidator(self, spec.parameters, extra_check))
-        self.add_post_set_parameters_callback(self._on_params_set)
+        add_post_set_parameters_callback(self, self._on_params_set)  # Humble lacks the rclpy method
+        add_pre_set_parameters_callback(self, int_to_float(spec.parameters))
         self.model = None
         self.warm_up_s: Optional[float] = None
         self._pub = None  # the lifecycle publisher of the node's output
@@ -58,8 +60,11 @@ class ModelLifecycleNode(LifecycleNode):
 
         self.get_logger().info(f"loading model {self.get_parameter('model_path').value or 'default'} "
                                f"on {self.get_parameter('device').value}")
+        # only this node's part: an encoder node its encoder, the fusion node no encoder at all
+        # (the text encoder alone is 22.7 M parameters); fusion + head + calibrator are small
+        modality = getattr(self, "MODALITY", "")
         try:
-            self.model = load_model_from_params(self)
+            self.model = load_model_from_params(self, parts=[modality] if modality else [])
         except ModelLoadError as exc:
             self.get_logger().error(f"cannot load model: {exc}")
             return False

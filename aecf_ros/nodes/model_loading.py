@@ -21,11 +21,40 @@ def configure_torch_threads() -> int:
     return torch.get_num_threads()
 
 
-def load_model_from_params(node):
-    """Load the bundle named by ``model_path`` on ``device``; raises ModelLoadError."""
+def resolve_device_rule(requested: str, warn) -> str:
+    """THE device rule of every node and tool: ``auto`` is CUDA when available, else CPU with one
+    ``warn(...)``; an explicit ``cuda`` / ``cuda:N`` that is not there raises ModelLoadError (the
+    node's configure fails with that reason and it stays unconfigured); ``cpu`` is ``cpu``."""
+    import torch
+
+    from aecf_ros.model import ModelLoadError
+
+    name = (requested or "auto").strip().lower()
+    if name == "auto":
+        if torch.cuda.is_available():
+            return "cuda"
+        warn("device auto: CUDA is not available, running on CPU")
+        return "cpu"
+    if name.startswith("cuda"):
+        if not torch.cuda.is_available():
+            raise ModelLoadError(f"device {requested!r} requested but CUDA is not available on this "
+                                 f"machine (torch {torch.__version__}); use device:=cpu or device:=auto")
+        index = int(name.partition(":")[2] or 0)
+        if index >= torch.cuda.device_count():
+            raise ModelLoadError(f"device {requested!r} requested but only {torch.cuda.device_count()} "
+                                 f"CUDA device(s) exist")
+    return name
+
+
+def load_model_from_params(node, parts=None):
+    """Load the bundle named by ``model_path`` on ``device``; raises ModelLoadError.
+
+    ``parts``: the encoders to build (``["camera"]``; ``[]`` for the fusion node), see
+    :func:`aecf_ros.model.load_model`: each node holds only its part of the bundle."""
     from aecf_ros.model import load_model
 
     configure_torch_threads()
     path = str(node.get_parameter("model_path").value or "")
-    device = str(node.get_parameter("device").value or "auto")
-    return load_model(None if path in ("", DEFAULT_MODEL) else path, device)
+    device = resolve_device_rule(str(node.get_parameter("device").value or "auto"),
+                                 node.get_logger().warning)
+    return load_model(None if path in ("", DEFAULT_MODEL) else path, device, parts=parts)

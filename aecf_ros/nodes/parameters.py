@@ -28,7 +28,36 @@ def declare_from_specs(node, specs: Iterable[ParamSpec]) -> None:
                 descriptor.integer_range = [IntegerRange(from_value=int(lo), to_value=int(hi), step=1)]
             else:
                 descriptor.floating_point_range = [FloatingPointRange(from_value=float(lo), to_value=float(hi), step=0.0)]
-        node.declare_parameter(spec.name, spec.default, descriptor)
+        if isinstance(spec.default, float):
+            declare_float(node, spec.name, spec.default, descriptor)
+        else:
+            node.declare_parameter(spec.name, spec.default, descriptor)
+
+
+def declare_float(node, name: str, default: float, descriptor: ParameterDescriptor) -> None:
+    """Declare a DOUBLE parameter that also takes an integer from a params file (``timeout_s.text: 3``).
+
+    rclpy (every distro) rejects an INTEGER override of a DOUBLE parameter at declaration
+    (``InvalidParameterTypeException``), while rcl's YAML rules make ``3`` an integer. The
+    override is read through a dynamically typed declaration, then the parameter is declared
+    for real as DOUBLE with the value converted (public API only: works on Humble too).
+    """
+    probe = node.declare_parameter(name, default, ParameterDescriptor(dynamic_typing=True)).value
+    node.undeclare_parameter(name)
+    value = float(probe) if isinstance(probe, (int, float)) and not isinstance(probe, bool) else probe
+    node.declare_parameter(name, value, descriptor, ignore_override=True)
+
+
+def int_to_float(specs: Iterable[ParamSpec]) -> Callable[[list], list]:
+    """Pre-set callback: an INTEGER value for a DOUBLE parameter becomes DOUBLE
+    (``ros2 param set /ns/fusion_node gate_temperature 2`` works like ``2.0``)."""
+    floats = {s.name for s in specs if isinstance(s.default, float)}
+
+    def convert(params: list) -> list:
+        return [Parameter(p.name, Parameter.Type.DOUBLE, float(p.value))
+                if p.name in floats and p.type_ == Parameter.Type.INTEGER else p for p in params]
+
+    return convert
 
 
 def check_choice(spec: ParamSpec, value: Any) -> Optional[str]:

@@ -21,13 +21,11 @@ from aecf_ros import graph
 
 
 def default_params_file() -> Optional[Path]:
-    """config/aecf.yaml next to the package (source tree) or in the installed share/ dir."""
-    here = Path(__file__).resolve()
-    for candidate in (here.parents[2] / "config" / "aecf.yaml",
-                      Path(sys.prefix) / "share" / graph.PACKAGE / "config" / "aecf.yaml"):
-        if candidate.is_file():
-            return candidate
-    return None
+    """config/aecf.yaml of the source tree, the ament index's share dir or the installed share/."""
+    from aecf_ros.resources import package_file
+
+    candidate = package_file("config", "aecf.yaml")
+    return candidate if candidate.is_file() else None
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:

@@ -21,6 +21,12 @@ Parameters (``config/sensor_dropout.yaml``):
 ``qos.depth`` (int, 10), ``qos.reliability`` (``reliable`` | ``best_effort``)
 ``diagnostics_period_s`` (float, 1.0): counters on /diagnostics (passed / dropped / delayed /
     frozen per modality); the same numbers are logged at shutdown.
+``autostart`` (bool, true): configure + activate at start-up; false = wait for a lifecycle manager.
+
+Lifecycle node like the others: the parameters and the plan are checked at start (a bad plan is a
+configuration error: exit 2 with the reason); ``on_configure`` makes the output publishers,
+``on_activate`` the input subscriptions (nothing is relayed while inactive), ``on_deactivate``
+removes them again.
 """
 from __future__ import annotations
 
@@ -32,11 +38,11 @@ from typing import Optional
 
 from diagnostic_msgs.msg import DiagnosticArray
 from rcl_interfaces.msg import ParameterDescriptor
-from rclpy.node import Node
+from rclpy.lifecycle import LifecycleNode, LifecycleState, TransitionCallbackReturn
 from rclpy.parameter import Parameter
 
 from aecf_ros.graph import DEFAULT_MODALITY_TOPICS
-from aecf_ros.nodes.diagnostics import OK, diag_status
+from aecf_ros.nodes.diagnostics import OK, WARN, diag_status, status_name
 from aecf_ros.nodes.qos import keep_last_qos
 from aecf_ros.nodes.session import run_node
 from aecf_ros.nodes.message_types import UnknownMessageType, message_class
@@ -61,7 +67,7 @@ class Stream:
     subscription: object = None
 
 
-class SensorDropoutNode(Node):
+class SensorDropoutNode(LifecycleNode):
     """Raw relay input -> output per stream, with a :class:`PlanApplier` in between."""
 
     NODE_NAME = "sensor_dropout"
@@ -78,6 +84,8 @@ class SensorDropoutNode(Node):
         self.declare_parameter("qos.depth", 10, d("KEEP_LAST depth of inputs and outputs"))
         self.declare_parameter("qos.reliability", "reliable", d("reliable | best_effort"))
         self.declare_parameter("diagnostics_period_s", 1.0, d("period of counter reports on /diagnostics"))
+        self.declare_parameter("autostart", True, d("configure + activate at start-up; false = wait for a "
+                                                    "lifecycle manager"))
 
         self.streams: dict[str, Stream] = {}
         for name in self.get_parameter("streams").value or []:
@@ -110,24 +118,67 @@ class SensorDropoutNode(Node):
                                  int(self.get_parameter("qos.depth").value))
         self._pending: list = []  # (due_ns, seq, stream, data)
         self._seq = itertools.count()
+        self._active = False
+        self._discovery_timer = None
+        self._delay_timer = None
+        self._diag_pub = self.create_publisher(DiagnosticArray, "/diagnostics", 10)
+        self.create_timer(float(self.get_parameter("diagnostics_period_s").value), self._publish_diagnostics)
+
+    # -- lifecycle --------------------------------------------------------------------------------
+    def on_configure(self, state: LifecycleState) -> TransitionCallbackReturn:
+        for s in self.streams.values():
+            if s.msgtype and s.publisher is None:
+                s.publisher = self.create_publisher(message_class(s.msgtype), s.output_topic, self.qos)
+        return super().on_configure(state)
+
+    def on_activate(self, state: LifecycleState) -> TransitionCallbackReturn:
         for s in self.streams.values():
             if s.msgtype:
                 self._connect(s)
-        self._discovery_timer = self.create_timer(0.5, self._discover) if any(
-            not s.msgtype for s in self.streams.values()) else None
+        if any(not s.msgtype for s in self.streams.values()):
+            self._discovery_timer = self.create_timer(0.5, self._discover)
         # a delayed message goes out on the next tick of this timer (<= 5 ms late)
-        self._delay_timer = self.create_timer(0.005, self._flush) if any(
-            e.kind == "delay" for e in self.plan.events) else None
-        self._diag_pub = self.create_publisher(DiagnosticArray, "/diagnostics", 10)
-        self.create_timer(float(self.get_parameter("diagnostics_period_s").value), self._publish_diagnostics)
+        if any(e.kind == "delay" for e in self.plan.events):
+            self._delay_timer = self.create_timer(0.005, self._flush)
+        self._active = True
         self.get_logger().info("relaying " + ", ".join(f"{s.input_topic} -> {s.output_topic}"
                                                         for s in self.streams.values())
                                + f"; plan: {self.plan.describe()}")
+        return super().on_activate(state)
+
+    def _stop_relay(self) -> None:
+        self._active = False
+        for timer in (self._discovery_timer, self._delay_timer):
+            if timer is not None:
+                self.destroy_timer(timer)
+        self._discovery_timer = self._delay_timer = None
+        for s in self.streams.values():
+            if s.subscription is not None:
+                self.destroy_subscription(s.subscription)
+                s.subscription = None
+        self._pending = []
+
+    def on_deactivate(self, state: LifecycleState) -> TransitionCallbackReturn:
+        self._stop_relay()
+        return super().on_deactivate(state)
+
+    def on_cleanup(self, state: LifecycleState) -> TransitionCallbackReturn:
+        self._stop_relay()
+        for s in self.streams.values():
+            if s.publisher is not None:
+                self.destroy_publisher(s.publisher)
+                s.publisher = None
+        return super().on_cleanup(state)
+
+    def on_shutdown(self, state: LifecycleState) -> TransitionCallbackReturn:
+        self._stop_relay()
+        return super().on_shutdown(state)
 
     # -- wiring -----------------------------------------------------------------------------------
     def _connect(self, s: Stream) -> None:
         cls = message_class(s.msgtype)
-        s.publisher = self.create_publisher(cls, s.output_topic, self.qos)
+        if s.publisher is None:
+            s.publisher = self.create_publisher(cls, s.output_topic, self.qos)
         s.subscription = self.create_subscription(cls, s.input_topic, lambda data, s=s: self._on_message(s, data),
                                                   self.qos, raw=True)
 
@@ -141,7 +192,7 @@ class SensorDropoutNode(Node):
                     self.get_logger().info(f"{s.input_topic}: discovered type {s.msgtype}")
                 except UnknownMessageType as exc:
                     self.get_logger().error(str(exc))
-        if all(s.msgtype for s in self.streams.values()):
+        if all(s.msgtype for s in self.streams.values()) and self._discovery_timer is not None:
             self._discovery_timer.cancel()
 
     def _now_ns(self) -> int:
@@ -173,7 +224,8 @@ class SensorDropoutNode(Node):
 
     def _publish_diagnostics(self) -> None:
         values = {f"{kind}.{m}": n for kind, table in self.counters().items() for m, n in table.items()}
-        status = diag_status("sensor_dropout: plan", self.get_fully_qualified_name(), OK, self.plan.describe(), values)
+        level, message = (OK, self.plan.describe()) if self._active else (WARN, "inactive: relaying nothing")
+        status = diag_status(status_name(self, "plan"), self.get_fully_qualified_name(), level, message, values)
         msg = DiagnosticArray(status=[status])
         msg.header.stamp = self.get_clock().now().to_msg()
         self._diag_pub.publish(msg)

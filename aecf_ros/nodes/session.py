@@ -200,8 +200,9 @@ def run_node(node_factory: Callable[..., Any], args: Optional[list[str]] = None,
     """``main()`` body for every aecf_ros node: init, create, autostart, spin, clean exit.
 
     Exits 0 on Ctrl-C / SIGTERM / external shutdown at any moment (no traceback; see
-    :class:`RosSession`); 1 if a lifecycle node's autostart failed (e.g. the model file is
-    missing: the reason is logged); 2 if creating the node raised one of ``config_errors``
+    :class:`RosSession`). A lifecycle node whose autostart fails (model file missing, ``device``
+    ``cuda`` without a GPU: the reason is logged) keeps running, unconfigured, so a lifecycle
+    manager can retry. Exits 2 if creating the node raised one of ``config_errors``
     (printed as ``<node>: error: ...``). ``on_exit(node)`` runs before the node is destroyed
     (after Ctrl-C /rosout may be gone: print, do not log).
     """
@@ -212,9 +213,12 @@ def run_node(node_factory: Callable[..., Any], args: Optional[list[str]] = None,
                 node = ros.add_node(node_factory(context=ros.context))
                 lifecycle = isinstance(node, LifecycleNode)
                 if lifecycle and node.get_parameter("autostart").value and not ros.bring_up(node):
-                    ros.exit_code = 1
-                else:
-                    ros.spin()
+                    # the lifecycle convention: a failed configure leaves the node alive and
+                    # unconfigured, for a lifecycle manager (or `ros2 lifecycle set`) to retry
+                    node.get_logger().warning(
+                        "waiting unconfigured: fix the cause, then `ros2 lifecycle set "
+                        f"{node.get_fully_qualified_name()} configure` (and activate)")
+                ros.spin()
             finally:
                 if node is not None and on_exit is not None:
                     on_exit(node)

@@ -126,3 +126,48 @@ def prepare_input(modality: str, msgtype: str, msg: Any, receive_time: float,
 def check_embedding(vector: np.ndarray) -> Optional[str]:
     """Drop reason for an encoder output the fusion must not get (NaN/inf), else None."""
     return None if np.isfinite(vector).all() else "non_finite_embedding"
+
+
+@dataclass(frozen=True)
+class EncodedInput:
+    """What :func:`encode_input` made of one sensor message: an embedding to publish/fuse, or the
+    reason it is dropped (nothing is published for it; the fusion keeps the previous embedding of
+    the modality until that one's timeout)."""
+
+    vector: Optional[np.ndarray]  # float32, flat; None when dropped
+    stamp: Optional[float]  # seconds (see PreparedInput.stamp); None when the conversion failed
+    reason: Optional[str] = None  # drop reason code (ConversionError codes, encode_error, non_finite_embedding)
+    detail: str = ""
+    notes: tuple[str, ...] = ()
+    elapsed_s: float = 0.0  # convert + encode + check time
+
+    @property
+    def ok(self) -> bool:
+        return self.vector is not None
+
+
+def encode_input(model: Any, modality: str, msgtype: str, msg: Any, receive_time: float,
+                 limits: InputLimits = _DEFAULT_LIMITS) -> EncodedInput:
+    """THE data path of one sensor message: convert, check the input, encode, check the embedding.
+
+    The encoder node (live) and ``evaluate-bag`` (offline) both call this, so they drop the same
+    messages for the same reasons. ``model`` is anything with ``encode(modality, raw)`` returning
+    a tensor. Never raises for a bad message or a failing encoder."""
+    import time
+
+    t0 = time.perf_counter()
+    try:
+        prepared = prepare_input(modality, msgtype, msg, receive_time, limits)
+    except ConversionError as exc:
+        return EncodedInput(None, None, exc.reason_code, exc.message, elapsed_s=time.perf_counter() - t0)
+    try:
+        embedding = model.encode(modality, prepared.raw)
+        vec = embedding.detach().float().cpu().numpy().reshape(-1)
+    except Exception as exc:  # noqa: BLE001 - a bad input must never kill the node
+        return EncodedInput(None, prepared.stamp, "encode_error", f"{type(exc).__name__}: {exc}", prepared.notes,
+                            time.perf_counter() - t0)
+    reason = check_embedding(vec)
+    if reason:
+        return EncodedInput(None, prepared.stamp, reason, "encoder produced NaN/inf", prepared.notes,
+                            time.perf_counter() - t0)
+    return EncodedInput(vec, prepared.stamp, None, "", prepared.notes, time.perf_counter() - t0)

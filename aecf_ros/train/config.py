@@ -14,7 +14,8 @@ from typing import Any, Iterable, Mapping
 import yaml
 
 REPO_ROOT = Path(__file__).resolve().parents[2]
-DEFAULT_CONFIG_PATH = REPO_ROOT / "config" / "train.yaml"
+from aecf_ros.resources import package_file  # noqa: E402
+DEFAULT_CONFIG_PATH = package_file("config", "train.yaml")  # source tree, ament index or install share/
 
 from aecf_ros.core.baselines import FUSION_METHODS as METHODS  # noqa: E402  (one list)
 

