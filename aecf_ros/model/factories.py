@@ -38,7 +38,7 @@ def build_fusion_from_config(cfg: Mapping, input_dims: Mapping[str, int]) -> nn.
 
         {"method": "aecf", "embed_dim": 64, "gate_hidden": 64, "moddrop_p": 0.3,
          "concat_hidden": null, "presence_tokens": true,
-         "curriculum": {"min_rate": 0.2, "max_rate": 0.7, "warmup_steps": 300}}
+         "curriculum": {"min_rate": 0.3, "max_rate": 0.9, "warmup_steps": 300}}
 
     Only the options a method takes are passed to :func:`aecf_ros.core.baselines.build_fusion`
     (the curriculum applies to aecf and every ablation except aecf_no_curriculum; missing
