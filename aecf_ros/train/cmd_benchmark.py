@@ -26,6 +26,9 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--methods", help="comma list (config: benchmark.methods)")
     parser.add_argument("--seeds", help="comma list of stage-2 seeds (config: benchmark.seeds)")
     parser.add_argument("--regimes", help="comma list of regimes to run (config: benchmark.regimes; default all)")
+    parser.add_argument("--summary-only", action="store_true",
+                        help="rebuild --out/results.md from the regimes' results.json already there "
+                             "(e.g. after running regimes in parallel processes)")
     add_common_arguments(parser)
 
 
@@ -61,6 +64,17 @@ def run(args) -> int:
             return 2
         regimes = {k: v for k, v in regimes.items() if k in only}
     summary = {}
+    if getattr(args, "summary_only", False):
+        for name, regime in regimes.items():
+            path = out_dir / name / "results.json"
+            if not path.is_file():
+                print(f"--summary-only: {path} missing (run that regime first)", file=sys.stderr)
+                return 2
+            summary[name] = regime_summary(json.loads(path.read_text()), regime or {})
+        total = sum(r["seconds"] for r in summary.values())
+        (out_dir / "results.md").write_text(report.summary_markdown(summary, total, cfg))
+        print(f"[bench] rebuilt {out_dir}/results.md from {', '.join(summary)}")
+        return 0
     for name, regime in regimes.items():
         rcfg = deep_merge(cfg, {"data": {"scene": dict((regime or {}).get("scene") or {})}})
         print(f"[bench] regime {name}: scene overrides {rcfg['data']['scene'] or 'none'}", flush=True)
@@ -74,6 +88,17 @@ def run(args) -> int:
         | {"total_seconds": total}), indent=1, default=float))
     print(f"[bench] wrote {out_dir}/results.md and per-regime folders in {total:.1f}s")
     return 0
+
+
+def regime_summary(payload: dict, regime: dict) -> dict:
+    """The summary entry of one regime from its written results.json."""
+    agg = payload["aggregate"]
+    return {"targets": payload["targets"], "sensitivity": payload["sensitivity"],
+            "seconds": float(payload["meta"]["timing"]["total"]),
+            "discriminative": bool(regime.get("discriminative", False)),
+            "about": str(regime.get("about", "")), "agg": agg,
+            "headline": {m: {s: agg[m][s]["map"] for s in ("full", "drop_p0.5", "drop_p0.7") if s in agg[m]}
+                         for m in agg}}
 
 
 def run_regime(cfg, args, dist, out_dir: Path, name: str, *, discriminative: bool, about: str) -> dict:
