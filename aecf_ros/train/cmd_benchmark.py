@@ -90,8 +90,21 @@ def run(args) -> int:
     return 0
 
 
+def _nan(obj):
+    """results.json stores NaN as null (``report.nan_safe``): turn them back into NaN."""
+    if obj is None:
+        return float("nan")
+    if isinstance(obj, dict):
+        return {k: _nan(v) for k, v in obj.items()}
+    if isinstance(obj, list):
+        return [_nan(v) for v in obj]
+    return obj
+
+
 def regime_summary(payload: dict, regime: dict) -> dict:
     """The summary entry of one regime from its written results.json."""
+    payload = {k: (_nan(v) if k in ("targets", "sensitivity", "aggregate") else v)
+               for k, v in payload.items()}
     agg = payload["aggregate"]
     return {"targets": payload["targets"], "sensitivity": payload["sensitivity"],
             "seconds": float(payload["meta"]["timing"]["total"]),
