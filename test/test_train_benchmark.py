@@ -100,6 +100,14 @@ def test_benchmark_runs_every_regime_with_the_ceiling_and_paired_targets(tmp_pat
         again_sens = sensitivity(agg)
         assert again_sens["moddrop_minus_attention_pp"]["mean"] == pytest.approx(
             data["sensitivity"]["moddrop_minus_attention_pp"]["mean"])
+    # the summary can be rebuilt from the regimes' results.json alone (parallel regime runs)
+    (out / "results.md").unlink()
+    rc = cli_main(["benchmark", "--config", TINY, "--out", str(out), "--summary-only",
+                   "--set", "benchmark.regimes={plain: {scene: {}}, dom: {discriminative: true, "
+                            "scene: {text_mention_scale: 3.0}}}"])
+    assert rc == 0
+    same = lambda text: [line for line in text.splitlines() if not line.startswith("Total")]
+    assert same((out / "results.md").read_text()) == same(summary)
     # the two regimes really are different data
     a = json.loads((out / "plain" / "results.json").read_text())["aggregate"]["attention"]["full"]["map"]["mean"]
     b = json.loads((out / "dom" / "results.json").read_text())["aggregate"]["attention"]["full"]["map"]["mean"]
