@@ -83,9 +83,6 @@ def run(args) -> int:
                                    about=str((regime or {}).get("about", "")))
     total = time.perf_counter() - t_start
     (out_dir / "results.md").write_text(report.summary_markdown(summary, total, cfg))
-    (out_dir / "summary.json").write_text(json.dumps(report.nan_safe(
-        {k: {kk: vv for kk, vv in v.items() if kk != "agg"} for k, v in summary.items()}
-        | {"total_seconds": total}), indent=1, default=float))
     print(f"[bench] wrote {out_dir}/results.md and per-regime folders in {total:.1f}s")
     return 0
 
