@@ -355,6 +355,25 @@ def info_nce(projections: Mapping[str, Tensor], present: Tensor, temperature: fl
     return total / max(n_pairs, 1)
 
 
+def _check_subset_pair(logits_subset: Tensor, logits_full: Tensor, row_mask: Optional[Tensor]) -> None:
+    _check_same_shape(logits_subset, logits_full, "logits_subset", "logits_full")
+    if logits_subset.dim() != 2:
+        raise ValueError(f"logits must have shape [B, C], but got {tuple(logits_subset.shape)}")
+    if row_mask is not None and (row_mask.dtype != torch.bool or row_mask.shape != logits_subset.shape[:1]):
+        raise ValueError(
+            f"row_mask must be a bool Tensor[{logits_subset.shape[0]}], but got "
+            f"{row_mask.dtype} {tuple(row_mask.shape)}"
+        )
+
+
+def _row_mean(values: Tensor, row_mask: Optional[Tensor]) -> Tensor:
+    """Mean of ``values[B, C]`` over the rows ``row_mask`` selects (all when None); 0 if none."""
+    if row_mask is None:
+        return values.mean()
+    rows = row_mask.float().unsqueeze(1).expand_as(values)
+    return (values * rows).sum() / rows.sum().clamp(min=1.0)
+
+
 def binary_confidence(probs: Tensor) -> Tensor:
     """Per-class confidence of a multi-label prediction: ``max(p, 1 - p)`` (shape preserved)."""
     if not isinstance(probs, Tensor):
@@ -380,21 +399,10 @@ def subset_calibration_penalty(
     Returns:
         Tensor[] scalar float32 >= 0; 0 (attached to the graph) if ``row_mask`` selects nothing.
     """
-    _check_same_shape(logits_subset, logits_full, "logits_subset", "logits_full")
-    if logits_subset.dim() != 2:
-        raise ValueError(f"logits must have shape [B, C], but got {tuple(logits_subset.shape)}")
-    if row_mask is not None and (row_mask.dtype != torch.bool or row_mask.shape != logits_subset.shape[:1]):
-        raise ValueError(
-            f"row_mask must be a bool Tensor[{logits_subset.shape[0]}], but got "
-            f"{row_mask.dtype} {tuple(row_mask.shape)}"
-        )
+    _check_subset_pair(logits_subset, logits_full, row_mask)
     conf_sub = binary_confidence(torch.sigmoid(logits_subset.float()))
     conf_full = binary_confidence(torch.sigmoid(logits_full.detach().float()))
-    excess = F.relu(conf_sub - conf_full)
-    if row_mask is None:
-        return excess.mean()
-    rows = row_mask.float().unsqueeze(1).expand_as(excess)
-    return (excess * rows).sum() / rows.sum().clamp(min=1.0)
+    return _row_mean(F.relu(conf_sub - conf_full), row_mask)
 
 
 def subset_distillation(
@@ -417,21 +425,10 @@ def subset_distillation(
     Returns:
         Tensor[] scalar float32 >= 0; 0 (attached to the graph) if ``row_mask`` selects nothing.
     """
-    _check_same_shape(logits_subset, logits_full, "logits_subset", "logits_full")
-    if logits_subset.dim() != 2:
-        raise ValueError(f"logits must have shape [B, C], but got {tuple(logits_subset.shape)}")
-    if row_mask is not None and (row_mask.dtype != torch.bool or row_mask.shape != logits_subset.shape[:1]):
-        raise ValueError(
-            f"row_mask must be a bool Tensor[{logits_subset.shape[0]}], but got "
-            f"{row_mask.dtype} {tuple(row_mask.shape)}"
-        )
+    _check_subset_pair(logits_subset, logits_full, row_mask)
     teacher_logits = logits_full.detach().float()
     teacher = torch.sigmoid(teacher_logits)
     student = logits_subset.float()
     bce = F.binary_cross_entropy_with_logits(student, teacher, reduction="none")
     teacher_entropy = F.binary_cross_entropy_with_logits(teacher_logits, teacher, reduction="none")
-    kl = (bce - teacher_entropy).clamp(min=0.0)
-    if row_mask is None:
-        return kl.mean()
-    rows = row_mask.float().unsqueeze(1).expand_as(kl)
-    return (kl * rows).sum() / rows.sum().clamp(min=1.0)
+    return _row_mean((bce - teacher_entropy).clamp(min=0.0), row_mask)
