@@ -120,6 +120,9 @@ class NodeSpec:
     module: str  # module exposing main() and NODE_CLASS
     remaps: tuple[Remap, ...] = ()
     parameters: tuple[ParamSpec, ...] = field(default=())
+    #: launch argument / runner switch that turns an optional node off (``debug_view:=false``);
+    #: '' = always started
+    switch: str = ""
 
 
 # ---------------------------------------------------------------------------------- parameters
@@ -238,6 +241,29 @@ FUSION_PARAMETERS = FUSION_PARAMETERS + (
               "header.frame_id of aecf/prediction (the fused result describes the robot, not one sensor)"),
 )
 
+DEBUG_IMAGE_TOPIC = "aecf/debug_image"
+
+DEBUG_VIEW_PARAMETERS: tuple[ParamSpec, ...] = (
+    ParamSpec("autostart", True,
+              "configure + activate this lifecycle node at start-up; false = wait for a lifecycle manager",
+              applied="configure"),
+    ParamSpec("width", 640, "width (pixels) of aecf/debug_image; the camera frame is scaled to it",
+              range=(320, 3840)),
+    ParamSpec("top_k", 3, "how many of the highest-scoring classes the view lists", range=(1, 20)),
+    ParamSpec("max_rate_hz", 10.0,
+              "at most this many debug images a second (one per prediction up to this rate)",
+              range=(0.5, 100.0)),
+    ParamSpec("subscriber_check_period_s", 0.5,
+              "how often the node checks whether anyone subscribes to aecf/debug_image: it subscribes to "
+              "the camera and the predictions (and draws) only while someone does",
+              range=(0.05, 10.0), applied="configure"),
+    *_qos("image", depth=1),
+    ParamSpec("max_pixels", DEFAULT_MAX_PIXELS, "camera frames declaring more pixels are not drawn (too_large)",
+              range=(1, 1 << 30)),
+    ParamSpec("diagnostics_period_s", 1.0, "period of /diagnostics reports", range=(0.1, 10.0),
+              applied="configure"),
+)
+
 NODES: tuple[NodeSpec, ...] = (
     NodeSpec("camera_encoder", "camera_encoder", "aecf_ros.nodes.camera_encoder",
              remaps=(Remap("image", "camera_topic"),
@@ -251,6 +277,11 @@ NODES: tuple[NodeSpec, ...] = (
              parameters=MODEL_PARAMETERS + ENCODER_PARAMETERS["text"]),
     NodeSpec("fusion_node", "fusion_node", "aecf_ros.nodes.fusion_node",
              parameters=MODEL_PARAMETERS + FUSION_PARAMETERS),
+    # loads no model: draws aecf/prediction over the camera frame, only while someone watches
+    NodeSpec("debug_view", "debug_view", "aecf_ros.nodes.debug_view",
+             remaps=(Remap("image", "camera_topic"),
+                     Remap("image_compressed", "camera_topic", COMPRESSED_SUFFIX)),
+             parameters=DEBUG_VIEW_PARAMETERS, switch="debug_view"),
 )
 
 # parameters the launch file / runner set on every node from their own arguments

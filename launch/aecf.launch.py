@@ -2,19 +2,22 @@
 
     ros2 launch aecf_ros aecf.launch.py [params_file:=...] [use_sim_time:=true] [device:=cpu]
         [model_path:=/path/model.pt] [namespace:=robot1] [camera_topic:=/front/image_raw]
-        [lidar_topic:=/velodyne_points] [text_topic:=/operator/text]
+        [lidar_topic:=/velodyne_points] [text_topic:=/operator/text] [debug_view:=false]
 
 Nodes, executables, remaps and parameters come from ``aecf_ros.graph`` (the same module
 ``aecf-ros run`` uses), so the two can't drift apart. Every node is a lifecycle node that
 configures and activates itself (parameter ``autostart``, default true); set
 ``autostart: false`` in the params file to hand them to a lifecycle manager instead.
 Parameter precedence: node defaults < params_file < the launch arguments below.
+``debug_view`` (default true) starts the node that draws ``aecf/debug_image`` (it loads no
+model and draws only while something subscribes; ``config/foxglove_layout.json`` shows it).
 """
 import os
 
 from ament_index_python.packages import get_package_share_directory
 from launch import LaunchDescription
 from launch.actions import DeclareLaunchArgument
+from launch.conditions import IfCondition
 from launch.substitutions import LaunchConfiguration
 from launch_ros.actions import LifecycleNode
 from launch_ros.parameter_descriptions import ParameterValue
@@ -35,6 +38,8 @@ def generate_launch_description():
     ]
     arguments += [DeclareLaunchArgument(name, default_value=default, description=f"input topic ({name})")
                   for name, default in graph.TOPIC_ARGUMENTS.items()]
+    arguments += [DeclareLaunchArgument(spec.switch, default_value="true", description=f"start {spec.name}")
+                  for spec in graph.NODES if spec.switch]
 
     overrides = {
         "use_sim_time": ParameterValue(LaunchConfiguration("use_sim_time"), value_type=bool),
@@ -53,6 +58,7 @@ def generate_launch_description():
             parameters=[LaunchConfiguration("params_file"), overrides],
             remappings=[(remap.internal, [LaunchConfiguration(remap.argument), remap.suffix])
                         for remap in spec.remaps],
+            condition=IfCondition(LaunchConfiguration(spec.switch)) if spec.switch else None,
         )
         for spec in graph.NODES
     ]

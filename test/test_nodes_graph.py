@@ -70,6 +70,7 @@ def _fake_launch_modules():
     mods = {
         "launch": types.SimpleNamespace(LaunchDescription=Recorder),
         "launch.actions": types.SimpleNamespace(DeclareLaunchArgument=Recorder),
+        "launch.conditions": types.SimpleNamespace(IfCondition=type("IfCondition", (Recorder,), {})),
         "launch.substitutions": types.SimpleNamespace(LaunchConfiguration=LaunchConfiguration),
         "launch_ros": types.SimpleNamespace(),
         "launch_ros.actions": types.SimpleNamespace(Node=Recorder,
@@ -99,6 +100,7 @@ def test_launch_description_has_every_graph_node_with_remaps(monkeypatch):
     entities = ld.args[0]
     declared = {e.args[0] for e in entities if "default_value" in e.kwargs}
     assert {"params_file", "use_sim_time", "device", "model_path", "namespace", *graph.TOPIC_ARGUMENTS} <= declared
+    assert {s.switch for s in graph.NODES if s.switch} == {"debug_view"} and "debug_view" in declared
     nodes = [e for e in entities if "executable" in e.kwargs]
     assert [n.kwargs["name"] for n in nodes] == [s.name for s in graph.NODES]
     for node, spec in zip(nodes, graph.NODES):
@@ -109,6 +111,10 @@ def test_launch_description_has_every_graph_node_with_remaps(monkeypatch):
         params = node.kwargs["parameters"]
         assert params[0].args[0] == "params_file"
         assert set(params[1]) == {"use_sim_time", "device", "model_path"}
+        condition = node.kwargs["condition"]  # an optional node starts only when its switch is true
+        assert (condition is None) == (not spec.switch)
+        if spec.switch:
+            assert type(condition).__name__ == "IfCondition" and condition.args[0].args[0] == spec.switch
 
 
 def test_scripts_and_cmake_match_graph():
@@ -155,14 +161,18 @@ def test_runner_creates_graph_nodes_with_remaps_and_params_file(tmp_path, rclpy_
                          topics={"camera_topic": "/front/image"})
     try:
         assert [n.get_name() for n in nodes] == [s.name for s in graph.NODES]
-        fusion = nodes[-1]
+        by_name = {n.get_name(): n for n in nodes}
+        fusion = by_name["fusion_node"]
         assert fusion.get_namespace() == "/robot1"
         assert fusion.get_parameter("publish_rate_hz").value == 7.0  # later params file wins
         assert fusion.get_parameter("gate_bias.lidar").value == -1.5
         assert fusion.get_parameter("timeout_s.lidar").value == 0.4  # from aecf.yaml
         assert fusion.get_parameter("use_sim_time").value is True
-        assert all(n.get_parameter("device").value == "cpu" for n in nodes)
-        assert all(n.get_parameter("model_path").value == "/x.pt" for n in nodes)
+        model_nodes = [n for n in nodes if n.has_parameter("model_path")]
+        assert len(model_nodes) == 4 and not by_name["debug_view"].has_parameter("device")  # loads no model
+        assert all(n.get_parameter("device").value == "cpu" for n in model_nodes)
+        assert all(n.get_parameter("model_path").value == "/x.pt" for n in model_nodes)
+        assert by_name["debug_view"].resolve_topic_name("image") == "/front/image"  # the camera's remap
         cam = nodes[0]
         assert cam.resolve_topic_name("image") == "/front/image"
         assert cam.resolve_topic_name("image_compressed") == "/front/image/compressed"

@@ -15,7 +15,7 @@ from conftest import REPO_ROOT, ros_env
 
 pytestmark = pytest.mark.slow
 
-NODE_EXECUTABLES = ("camera_encoder", "lidar_encoder", "text_encoder", "fusion_node", "sensor_dropout")
+NODE_EXECUTABLES = ("camera_encoder", "lidar_encoder", "text_encoder", "fusion_node", "debug_view", "sensor_dropout")
 
 
 def _package_files() -> list[str]:

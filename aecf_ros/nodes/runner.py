@@ -7,6 +7,7 @@ unreliable with these rclpy wheels), then configures + activates each lifecycle 
 
     aecf-ros run --params config/aecf.yaml [--use-sim-time] [--device cpu] [--model-path m.pt]
                  [--namespace robot1] [--camera-topic /front/image_raw] [--only fusion_node ...]
+                 [--no-debug-view]
 
 Parameter precedence: node defaults (graph.py) < ``--params`` file < command-line options.
 """
@@ -40,6 +41,10 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         parser.add_argument("--" + arg.replace("_", "-"), default=default, help=f"default {default}")
     parser.add_argument("--only", nargs="+", default=None, metavar="NODE",
                         help=f"start only these nodes ({', '.join(s.name for s in graph.NODES)})")
+    for spec in graph.NODES:
+        if spec.switch:  # launch: <switch>:=false
+            parser.add_argument("--no-" + spec.switch.replace("_", "-"), dest="no_" + spec.switch,
+                                action="store_true", help=f"do not start {spec.name}")
     parser.add_argument("--duration", type=float, default=None, help="stop after this many seconds")
 
 
@@ -88,10 +93,13 @@ def run(args: argparse.Namespace) -> int:
             print(f"aecf-ros run: params file not found: {params_file}", file=sys.stderr)
             return 2
     topics = {k: getattr(args, k) for k in graph.TOPIC_ARGUMENTS}
+    only = [s.name for s in graph.NODES if (not args.only or s.name in args.only)
+            and not (s.switch and getattr(args, "no_" + s.switch, False))]
+    unknown = set(args.only or ()) - {s.name for s in graph.NODES}
     with RosSession() as ros:
         nodes = [ros.add_node(node) for node in create_nodes(
             ros.context, params_files, args.use_sim_time, args.device, args.model_path, args.namespace,
-            topics, args.only)]
+            topics, only + sorted(unknown))]
         for node in nodes:
             if node.get_parameter("autostart").value and not ros.bring_up(node):
                 print(f"aecf-ros run: {node.get_name()} failed to start (see its log above)", file=sys.stderr)

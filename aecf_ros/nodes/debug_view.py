@@ -1,0 +1,176 @@
+"""``debug_view``: ``aecf/debug_image`` (sensor_msgs/Image, rgb8) for rviz and Foxglove.
+
+The newest camera frame with each sensor's state (fused / stale / never seen), its gate weight
+and the top predictions with their scores, all read from ``aecf/prediction``
+(:mod:`aecf_ros.runtime.debug_view` draws it). One image per prediction, at most
+``max_rate_hz``; header = the prediction's stamp and the camera frame's ``frame_id``.
+
+Nothing is computed while nobody looks: every ``subscriber_check_period_s`` the node counts the
+subscribers of ``aecf/debug_image``; only while there is one does it subscribe to the camera
+(``image``, ``image_compressed``: remapped like the camera encoder's) and the predictions, and
+draw. With none it holds no subscription, so camera frames are not even delivered to it.
+
+No model is loaded (numpy + OpenCV only). Lifecycle node like the others (``autostart``).
+Parameters: :data:`aecf_ros.graph.DEBUG_VIEW_PARAMETERS`. Counters in ``/diagnostics``:
+``rendered``, ``rate_limited``, ``bad_frame`` (a camera frame that could not be decoded: the
+view is drawn without it), ``subscribers``.
+"""
+from __future__ import annotations
+
+import collections
+import sys
+import time
+from typing import Any, Optional
+
+from diagnostic_msgs.msg import DiagnosticArray
+from rclpy.lifecycle import LifecycleNode, LifecycleState, TransitionCallbackReturn
+from sensor_msgs.msg import CompressedImage, Image
+
+from aecf_ros import graph
+from aecf_ros.msg import FusedPrediction
+from aecf_ros.nodes.compat import add_pre_set_parameters_callback
+from aecf_ros.nodes.diagnostics import OK, WARN, diag_status, status_name
+from aecf_ros.nodes.parameters import ParameterValidator, declare_from_specs, int_to_float
+from aecf_ros.nodes.qos import keep_last_qos, qos_from_params
+from aecf_ros.nodes.session import run_node
+from aecf_ros.runtime.conversions import ConversionError, compressed_msg_to_rgb, image_msg_to_rgb
+from aecf_ros.runtime.debug_view import ViewInput, render
+
+
+class DebugViewNode(LifecycleNode):
+    NODE_NAME = "debug_view"
+
+    def __init__(self, node_name: Optional[str] = None, **kwargs):
+        super().__init__(node_name or self.NODE_NAME, **kwargs)
+        spec = graph.node_spec(self.NODE_NAME)
+        declare_from_specs(self, spec.parameters)
+        self.add_on_set_parameters_callback(ParameterValidator(self, spec.parameters))
+        add_pre_set_parameters_callback(self, int_to_float(spec.parameters))
+        self.counters: collections.Counter[str] = collections.Counter()
+        self._pub = None
+        self._watch_timer = None
+        self._subs: list = []
+        self._frame_msg: Any = None  # newest camera message, decoded only when drawn
+        self._last_render = -1e9
+        self._diag_pub = self.create_publisher(DiagnosticArray, graph.DIAGNOSTICS_TOPIC, 10)
+        self.create_timer(float(self.get_parameter("diagnostics_period_s").value), self._publish_diagnostics)
+
+    # -- lifecycle --------------------------------------------------------------------------------
+    def on_configure(self, state: LifecycleState) -> TransitionCallbackReturn:
+        self._pub = self.create_lifecycle_publisher(Image, graph.DEBUG_IMAGE_TOPIC, keep_last_qos("reliable", 2))
+        return super().on_configure(state)
+
+    def on_activate(self, state: LifecycleState) -> TransitionCallbackReturn:
+        self._watch_timer = self.create_timer(float(self.get_parameter("subscriber_check_period_s").value),
+                                              self._watch)
+        result = super().on_activate(state)
+        self._watch()
+        return result
+
+    def _stop(self) -> None:
+        if self._watch_timer is not None:
+            self.destroy_timer(self._watch_timer)
+            self._watch_timer = None
+        self._unsubscribe()
+
+    def on_deactivate(self, state: LifecycleState) -> TransitionCallbackReturn:
+        self._stop()
+        return super().on_deactivate(state)
+
+    def on_cleanup(self, state: LifecycleState) -> TransitionCallbackReturn:
+        self._stop()
+        if self._pub is not None:
+            self.destroy_lifecycle_publisher(self._pub)
+            self._pub = None
+        return super().on_cleanup(state)
+
+    def on_shutdown(self, state: LifecycleState) -> TransitionCallbackReturn:
+        self._stop()
+        return super().on_shutdown(state)
+
+    # -- subscribe only while watched ---------------------------------------------------------------
+    @property
+    def watching(self) -> bool:
+        return bool(self._subs)
+
+    def _watch(self) -> None:
+        n = self._pub.get_subscription_count() if self._pub is not None else 0
+        self.counters["subscribers"] = n
+        if n and not self._subs:
+            qos = qos_from_params(self, "image")
+            self._subs = [
+                self.create_subscription(Image, "image", self._on_frame, qos),
+                self.create_subscription(CompressedImage, "image_compressed", self._on_frame, qos),
+                self.create_subscription(FusedPrediction, graph.PREDICTION_TOPIC, self._on_prediction,
+                                         keep_last_qos("reliable", 1)),
+            ]
+            self.get_logger().info(f"{n} subscriber(s) on {self._pub.topic_name}: drawing")
+        elif not n and self._subs:
+            self._unsubscribe()
+            self.get_logger().info("no subscriber: not drawing, camera and predictions unsubscribed")
+
+    def _unsubscribe(self) -> None:
+        for sub in self._subs:
+            self.destroy_subscription(sub)
+        self._subs = []
+        self._frame_msg = None
+
+    # -- drawing --------------------------------------------------------------------------------
+    def _on_frame(self, msg) -> None:
+        self._frame_msg = msg
+
+    def _frame(self):
+        msg = self._frame_msg
+        if msg is None:
+            return None
+        max_pixels = int(self.get_parameter("max_pixels").value)
+        try:
+            if isinstance(msg, CompressedImage):
+                return compressed_msg_to_rgb(msg, max_pixels)
+            return image_msg_to_rgb(msg, max_pixels)
+        except ConversionError as exc:
+            self.counters["bad_frame"] += 1
+            self.get_logger().warning(f"camera frame not drawn: {exc}", throttle_duration_sec=5.0)
+            return None
+
+    def _on_prediction(self, msg: FusedPrediction) -> None:
+        now = time.monotonic()
+        if now - self._last_render < 1.0 / float(self.get_parameter("max_rate_hz").value):
+            self.counters["rate_limited"] += 1
+            return
+        self._last_render = now
+        view = render(ViewInput.from_msg(msg), self._frame(), width=int(self.get_parameter("width").value),
+                      top_k=int(self.get_parameter("top_k").value))
+        out = Image(height=view.image.shape[0], width=view.image.shape[1], encoding="rgb8", is_bigendian=0,
+                    step=view.image.shape[1] * 3)
+        out.data = view.image.tobytes()
+        out.header.stamp = msg.header.stamp
+        out.header.frame_id = self._frame_msg.header.frame_id if self._frame_msg is not None else msg.header.frame_id
+        self._pub.publish(out)
+        self.counters["rendered"] += 1
+
+    # -- reporting --------------------------------------------------------------------------------
+    def _publish_diagnostics(self) -> None:
+        active = self._pub is not None and self._watch_timer is not None
+        if not active:
+            level, message = WARN, "inactive: not drawing"
+        elif self.watching:
+            level, message = OK, f"drawing for {self.counters['subscribers']} subscriber(s)"
+        else:
+            level, message = OK, "idle: nobody subscribes to the debug image"
+        status = diag_status(status_name(self, "view"), self.get_fully_qualified_name(), level, message,
+                             dict(self.counters))
+        array = DiagnosticArray(status=[status])
+        array.header.stamp = self.get_clock().now().to_msg()
+        self._diag_pub.publish(array)
+
+
+NODE_CLASS = DebugViewNode
+
+
+def main(args=None) -> int:
+    return run_node(DebugViewNode, args)
+
+
+if __name__ == "__main__":
+    sys.exit(main())
