@@ -231,8 +231,9 @@ FUSION_PARAMETERS: tuple[ParamSpec, ...] = (
               "publishes when nothing else did for a whole period (a dead trigger sensor never stalls output)",
               choices=("timer",) + MODALITIES),
     ParamSpec("max_output_rate_hz", 100.0,
-              "trigger mode: at most this many predictions a second (a trigger embedding sooner after the "
-              "previous output is skipped, counted rate_limited)", range=(0.5, 1000.0)),
+              "trigger mode: at most this many trigger predictions a second (a trigger embedding sooner after "
+              "the previous trigger output is skipped, counted rate_limited; a watchdog output never holds "
+              "one back)", range=(0.5, 1000.0)),
 )
 
 # output frame of aecf/prediction (kept out of the table above so parameter additions merge cleanly)

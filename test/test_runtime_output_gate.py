@@ -54,3 +54,18 @@ def test_validate_trigger_and_bad_rates():
     assert "output_trigger" in validate_trigger("radar", ["camera", "lidar"])
     with pytest.raises(ValueError):
         OutputGate("camera", 0.0, 0.1)
+
+
+def test_a_watchdog_output_does_not_hold_back_the_next_trigger():
+    """The camera resumes 10 ms after a watchdog tick: it is answered at once, not rate-limited
+    (this was the output-trigger node test's flake: a trigger embedding landing within
+    1 / max_output_rate_hz after a watchdog output got no prediction of its own)."""
+    g = OutputGate("camera", max_output_rate_hz=25.0, timer_period_s=0.25)
+    assert g.on_embedding("camera", 0.0)
+    g.published(0.0)
+    assert g.on_timer(0.25)  # camera quiet for a period: the watchdog publishes
+    g.published(0.25)
+    assert g.on_embedding("camera", 0.26)  # 10 ms later: published, not rate_limited
+    g.published(0.26)
+    assert not g.on_embedding("camera", 0.27)  # the rate limit still holds between triggers
+    assert g.counts["rate_limited"] == 1 and g.counts["trigger"] == 2 and g.counts["watchdog"] == 1

@@ -6,10 +6,13 @@ prediction waits up to ``1 / publish_rate_hz`` for the tick).
 ``output_trigger = <modality>``: an accepted embedding of that modality publishes at once (the
 newest embedding of every other present modality is fused with it), at most
 ``max_output_rate_hz`` times a second (a trigger embedding arriving sooner after the previous
-output is skipped and counted ``rate_limited``; the next one, or the watchdog, publishes). The
-timer stays as a watchdog: a tick publishes only if nothing was published for a whole timer
-period, so a dead or slow trigger sensor degrades the output to the timer rate instead of
-stopping it, and stale sensors are still reported within ``timeout + one timer period``.
+*trigger* output is skipped and counted ``rate_limited``; the next one, or the watchdog,
+publishes). The timer stays as a watchdog: a tick publishes only if nothing was published for a
+whole timer period, so a dead or slow trigger sensor degrades the output to the timer rate
+instead of stopping it, and stale sensors are still reported within ``timeout + one timer
+period``. A watchdog output does not hold back the next trigger embedding: a sensor that
+resumes right after a watchdog tick is answered at once (the watchdog adds at most one output
+per timer period to the ``max_output_rate_hz`` of the trigger).
 
 ROS-free; times are the caller's clock in seconds (the node clock).
 """
@@ -42,7 +45,8 @@ class OutputGate:
         self.trigger = TIMER
         self.max_output_rate_hz = 100.0
         self.timer_period_s = 0.1
-        self.last_output: Optional[float] = None
+        self.last_output: Optional[float] = None  # any output (the watchdog's reference)
+        self.last_trigger: Optional[float] = None  # the last trigger output (the rate limit's)
         self.counts: collections.Counter[str] = collections.Counter()
         self.configure(trigger, max_output_rate_hz, timer_period_s)
 
@@ -65,10 +69,11 @@ class OutputGate:
             return False
         min_gap = 1.0 / self.max_output_rate_hz
         # (1e-6 s tolerance: an input exactly at the maximum rate is never skipped by rounding)
-        if self.last_output is not None and 0.0 <= now - self.last_output < min_gap - 1e-6:
+        if self.last_trigger is not None and 0.0 <= now - self.last_trigger < min_gap - 1e-6:
             self.counts["rate_limited"] += 1
             return False
         self.counts["trigger"] += 1
+        self.last_trigger = now
         return True
 
     def on_timer(self, now: float) -> bool:
