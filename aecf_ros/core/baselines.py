@@ -91,7 +91,7 @@ class ConcatFusion(FusionBase):
         flat = torch.cat([stacked.flatten(1), present.to(stacked.dtype)], dim=-1)
         no_input = ~present.any(dim=-1)
         fused = self.mlp(flat)
-        fused = torch.where(no_input.unsqueeze(1), torch.zeros_like(fused), fused)
+        fused = torch.where(no_input.unsqueeze(1), 0.0, fused)
         weights = _uniform_weights(present, stacked.dtype)
         return FusionOutput(fused, weights, AF.gate_entropy(weights, present), no_input, present, projections)
 

@@ -79,9 +79,8 @@ def masked_softmax(logits: Tensor, present: Tensor) -> Tensor:
     _check_same_shape(logits, present, "logits", "present")
     any_present = present.any(dim=-1, keepdim=True)
     work = logits.float()
-    neg_inf = torch.full_like(work, float("-inf"))
-    masked = torch.where(present, work, neg_inf)
-    masked = torch.where(any_present, masked, torch.zeros_like(work))
+    masked = torch.where(present, work, float("-inf"))
+    masked = torch.where(any_present, masked, 0.0)
     weights = torch.softmax(masked, dim=-1) * present.to(work.dtype)
     return weights.to(logits.dtype)
 
@@ -105,15 +104,15 @@ def gate_entropy(weights: Tensor, present: Tensor) -> Tensor:
     _check_same_shape(weights, present, "weights", "present")
     w = weights.float() * present.float()
     total = w.sum(dim=-1, keepdim=True)
-    p = w / torch.where(total > 0, total, torch.ones_like(total))
+    p = w / torch.where(total > 0, total, 1.0)
     positive = p > 0
     # Guard log(0): its gradient would be -inf and poison the backward pass via 0 * inf.
-    safe_p = torch.where(positive, p, torch.ones_like(p))
-    plogp = torch.where(positive, p * torch.log(safe_p), torch.zeros_like(p))
+    safe_p = torch.where(positive, p, 1.0)
+    plogp = torch.where(positive, p * torch.log(safe_p), 0.0)
     raw = -plogp.sum(dim=-1)
     n_present = present.sum(dim=-1)
     denom = torch.log(n_present.clamp(min=2).float())
-    normalised = torch.where(n_present > 1, raw / denom, torch.zeros_like(raw))
+    normalised = torch.where(n_present > 1, raw / denom, 0.0)
     return normalised.clamp(0.0, 1.0).to(weights.dtype)
 
 

@@ -220,9 +220,9 @@ class FusionBase(nn.Module):
         for m, name in enumerate(self.modalities):
             col = present[:, m : m + 1]
             x = embeddings[name]
-            x = torch.where(col, x, torch.zeros_like(x))
+            x = torch.where(col, x, 0.0)  # (a scalar: no zeros tensor allocated per call)
             z = self.projections[name](x)
-            out[name] = torch.where(col, z, torch.zeros_like(z))
+            out[name] = torch.where(col, z, 0.0)
         return out
 
     @staticmethod
@@ -413,7 +413,7 @@ class AECFusion(FusionBase):
         logits = self.gate_logits(stacked)
         if self._use_training_mask(curriculum):
             used = self._training_mask(present, logits)
-            projections = {n: torch.where(used[:, m : m + 1], z, torch.zeros_like(z))
+            projections = {n: torch.where(used[:, m : m + 1], z, 0.0)
                            for m, (n, z) in enumerate(projections.items())}
             stacked = self._stack(projections)
         else:
@@ -421,8 +421,10 @@ class AECFusion(FusionBase):
         weights = AF.masked_softmax(logits, used)
         entropy = AF.gate_entropy(weights, used)
         fused = self._weighted_sum(weights, stacked)
-        no_input = ~used.any(dim=-1)
+        any_used = used.any(dim=-1, keepdim=True)
+        no_input = ~any_used.squeeze(1)
         if self.presence_tokens:
-            missing = (~used).to(fused.dtype) @ self.missing_token.to(fused.dtype)
-            fused = torch.where(no_input.unsqueeze(1), fused, fused + missing)
+            # + the learned token of each absent modality, in rows where anything is present
+            absent = (any_used & ~used).to(fused.dtype)
+            fused = torch.addmm(fused, absent, self.missing_token.to(fused.dtype))
         return FusionOutput(fused, weights, entropy, no_input, used, projections)

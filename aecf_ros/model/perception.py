@@ -1,8 +1,9 @@
 """``PerceptionModel``: encoders + fusion + head + calibrator, and ``build_model``."""
 from __future__ import annotations
 
+import contextlib
 import copy
-from typing import Mapping
+from typing import Iterator, Mapping
 
 import numpy as np
 import torch
@@ -15,6 +16,21 @@ from aecf_ros.model.errors import ModelLoadError
 from aecf_ros.model.factories import (build_camera_encoder, build_fusion_from_config, build_head,
                                       build_lidar_encoder, build_text_encoder)
 from aecf_ros.model.ids import _arch_id, _out_dim, _state_hash, is_file_backed
+
+
+@contextlib.contextmanager
+def _eval_mode(module: nn.Module) -> Iterator[None]:
+    """``module`` in eval mode inside the block, its own mode restored after. A module already in
+    eval mode (the nodes' loaded models) is not touched: ``train()`` walks every submodule, which
+    cost ~0.2 ms of each ~6 ms camera encode at batch 1."""
+    if not module.training:
+        yield
+        return
+    module.eval()
+    try:
+        yield
+    finally:
+        module.train(True)
 
 
 def resolve_device(device: str | torch.device | None = "auto") -> torch.device:
@@ -145,12 +161,8 @@ class PerceptionModel(nn.Module):
         """RGB uint8 HxWx3 (any size) -> embedding Tensor[D] (on the model device)."""
         self._need("camera")
         x = self.camera_encoder.preprocess(rgb).unsqueeze(0).to(self.device)
-        was = self.camera_encoder.training
-        self.camera_encoder.eval()
-        try:
+        with _eval_mode(self.camera_encoder):
             return self.camera_encoder(x)[0]
-        finally:
-            self.camera_encoder.train(was)
 
     @torch.inference_mode()
     def encode_lidar(self, points: np.ndarray) -> Tensor:
@@ -159,12 +171,8 @@ class PerceptionModel(nn.Module):
 
         self._need("lidar")
         pts, mask = collate_points([self.lidar_encoder.preprocess(points)])
-        was = self.lidar_encoder.training
-        self.lidar_encoder.eval()
-        try:
+        with _eval_mode(self.lidar_encoder):
             return self.lidar_encoder(pts.to(self.device), mask.to(self.device))[0]
-        finally:
-            self.lidar_encoder.train(was)
 
     @torch.inference_mode()
     def encode_text(self, text: str) -> Tensor:
