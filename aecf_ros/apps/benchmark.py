@@ -18,7 +18,7 @@ import sys
 import time
 from pathlib import Path
 
-from aecf_ros.train.cmd_train import add_common_arguments, start_run
+from aecf_ros.apps.train import add_common_arguments, start_run
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
@@ -114,9 +114,9 @@ def regime_summary(payload: dict, regime: dict) -> dict:
 def run_regime(cfg, args, dist, out_dir: Path, name: str, *, discriminative: bool, about: str) -> dict:
     """Every method x seed (+ the per-pattern ceiling) on one regime's embeddings; writes
     ``out_dir/{results.md, results.json, *.png}`` and returns the regime's targets."""
+    from aecf_ros.apps.train import format_command
     from aecf_ros.train import report
     from aecf_ros.train.ceiling import CEILING, train_ceiling
-    from aecf_ros.train.cmd_train import format_command
     from aecf_ros.train.pipeline import (build_untrained, embedding_only_model, environment_info,
                                          run_methods)
     from aecf_ros.train.stage1 import cache_path, prepare_embeddings, split_set

@@ -19,7 +19,7 @@ import sys
 import time
 from pathlib import Path
 
-from aecf_ros.train.cmd_train import add_common_arguments, config_from_args, setup_runtime
+from aecf_ros.apps.train import add_common_arguments, config_from_args, setup_runtime
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
@@ -34,9 +34,9 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 
 
 def run(args) -> int:
+    from aecf_ros.apps.train import format_command
     from aecf_ros.train import sweep as S
     from aecf_ros.train.report import nan_safe
-    from aecf_ros.train.cmd_train import format_command
     from aecf_ros.train.pipeline import build_untrained, environment_info
     from aecf_ros.train.stage1 import prepare_embeddings, split_set
 
