@@ -33,8 +33,8 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 
 
 def run(args) -> int:
+    from aecf_ros.model.config import merge_config
     from aecf_ros.train import report
-    from aecf_ros.train.config import deep_merge
 
     t_start = time.perf_counter()
     extra = []
@@ -76,7 +76,7 @@ def run(args) -> int:
         print(f"[bench] rebuilt {out_dir}/results.md from {', '.join(summary)}")
         return 0
     for name, regime in regimes.items():
-        rcfg = deep_merge(cfg, {"data": {"scene": dict((regime or {}).get("scene") or {})}})
+        rcfg = merge_config(cfg, {"data": {"scene": dict((regime or {}).get("scene") or {})}})
         print(f"[bench] regime {name}: scene overrides {rcfg['data']['scene'] or 'none'}", flush=True)
         summary[name] = run_regime(rcfg, args, dist, out_dir / name, name,
                                    discriminative=bool((regime or {}).get("discriminative", False)),

@@ -52,10 +52,10 @@ def run(args) -> int:
             regimes = cfg["benchmark"].get("regimes") or {}
             if args.regime not in regimes:
                 raise ValueError(f"unknown regime {args.regime!r}; configured: {sorted(regimes)}")
-            from aecf_ros.train.config import deep_merge
+            from aecf_ros.model.config import merge_config
 
             scene = dict((regimes[args.regime] or {}).get("scene") or {})
-            cfg = deep_merge(cfg, {"data": {"scene": scene}})
+            cfg = merge_config(cfg, {"data": {"scene": scene}})
         spec = S.parse_sweep(S.load_sweep(args.sweep), cfg)
     except (ValueError, FileNotFoundError) as exc:
         print(f"aecf-ros sweep: {exc}", file=sys.stderr)

@@ -18,6 +18,7 @@ from aecf_ros.resources import package_file  # noqa: E402
 DEFAULT_CONFIG_PATH = package_file("config", "train.yaml")  # source tree, ament index or install share/
 
 from aecf_ros.core.baselines import FUSION_METHODS as METHODS  # noqa: E402  (one list)
+from aecf_ros.model.config import merge_config  # noqa: E402  (one recursive merge, model/ and train/)
 
 DEFAULTS: dict[str, Any] = {
     "seed": 0,
@@ -38,16 +39,6 @@ DEFAULTS: dict[str, Any] = {
     "evaluate": {"scenario_seed": 0, "drop_rates": [0.1, 0.3, 0.5, 0.7], "ece_bins": 15},
     "benchmark": {"methods": list(METHODS), "seeds": [0, 1, 2]},
 }
-
-
-def deep_merge(base: Mapping, override: Mapping | None) -> dict:
-    out = copy.deepcopy(dict(base))
-    for key, value in (override or {}).items():
-        if isinstance(value, Mapping) and isinstance(out.get(key), Mapping):
-            out[key] = deep_merge(out[key], value)
-        else:
-            out[key] = copy.deepcopy(value)
-    return out
 
 
 def set_dotted(cfg: dict, dotted: str, value: Any) -> None:
@@ -88,7 +79,7 @@ def load_config(path: str | Path | None = None, overrides: Iterable[str] = ()) -
         unknown = set(loaded) - set(DEFAULTS)
         if unknown:
             raise ValueError(f"{path}: unknown section(s) {sorted(unknown)}; known {sorted(DEFAULTS)}")
-        cfg = deep_merge(cfg, loaded)
+        cfg = merge_config(cfg, loaded)
     for item in overrides:
         key, value = parse_override(item)
         if key.split(".")[0] not in DEFAULTS:

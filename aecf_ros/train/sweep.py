@@ -43,7 +43,8 @@ from typing import Any, Callable, Mapping, Sequence
 import numpy as np
 import yaml
 
-from aecf_ros.train.config import METHODS, deep_merge, get_dotted, model_config, set_dotted
+from aecf_ros.model.config import merge_config
+from aecf_ros.train.config import METHODS, get_dotted, model_config, set_dotted
 from aecf_ros.train.distributed import DistContext
 from aecf_ros.train.scenarios import drop_rate, scenario_names
 
@@ -82,7 +83,7 @@ def load_sweep(path: str | Path | None = None) -> dict:
         unknown = set(raw) - set(SWEEP_DEFAULTS)
         if unknown:
             raise ValueError(f"{path}: unknown key(s) {sorted(unknown)}; known {sorted(SWEEP_DEFAULTS)}")
-    spec = deep_merge(SWEEP_DEFAULTS, {k: v for k, v in raw.items() if k != "methods"})
+    spec = merge_config(SWEEP_DEFAULTS, {k: v for k, v in raw.items() if k != "methods"})
     spec["methods"] = copy.deepcopy(raw.get("methods") or {})
     return spec
 
