@@ -67,19 +67,26 @@ def parse_override(text: str) -> tuple[str, Any]:
     return key.strip(), yaml.safe_load(raw) if raw.strip() else None
 
 
+def read_yaml_mapping(path: str | Path, what: str, known: Iterable[str], keys: str) -> dict:
+    """The YAML mapping in ``path`` (an empty file is ``{}``); ``FileNotFoundError`` names it
+    ``what``, ``ValueError`` rejects another top level or top-level ``keys`` not in ``known``
+    (typos should not silently run the defaults). Training configs and sweep specs read this way."""
+    path = Path(path)
+    if not path.is_file():
+        raise FileNotFoundError(f"{what} not found: {path}")
+    loaded = yaml.safe_load(path.read_text()) or {}
+    if not isinstance(loaded, dict):
+        raise ValueError(f"{path}: top level must be a mapping")
+    unknown = set(loaded) - set(known)
+    if unknown:
+        raise ValueError(f"{path}: unknown {keys} {sorted(unknown)}; known {sorted(known)}")
+    return loaded
+
+
 def load_config(path: str | Path | None = None, overrides: Iterable[str] = ()) -> dict:
     cfg = copy.deepcopy(DEFAULTS)
     if path is not None:
-        path = Path(path)
-        if not path.is_file():
-            raise FileNotFoundError(f"training config not found: {path}")
-        loaded = yaml.safe_load(path.read_text()) or {}
-        if not isinstance(loaded, dict):
-            raise ValueError(f"{path}: top level must be a mapping")
-        unknown = set(loaded) - set(DEFAULTS)
-        if unknown:
-            raise ValueError(f"{path}: unknown section(s) {sorted(unknown)}; known {sorted(DEFAULTS)}")
-        cfg = merge_config(cfg, loaded)
+        cfg = merge_config(cfg, read_yaml_mapping(path, "training config", DEFAULTS, "section(s)"))
     for item in overrides:
         key, value = parse_override(item)
         if key.split(".")[0] not in DEFAULTS:
