@@ -12,10 +12,10 @@ import sys
 
 # command -> (module, one-line help)
 COMMANDS: dict[str, tuple[str, str]] = {
-    "train": ("aecf_ros.train.cmd_train", "train encoders + AECF fusion + head on the embedded scenes"),
-    "evaluate": ("aecf_ros.train.cmd_evaluate", "evaluate a checkpoint under sensor-drop scenarios"),
-    "benchmark": ("aecf_ros.train.cmd_benchmark", "train and compare every fusion method over seeds"),
-    "sweep": ("aecf_ros.train.cmd_sweep", "equal-budget tuning on validation: tuned ModDrop vs tuned AECF on test"),
+    "train": ("aecf_ros.apps.train", "train encoders + AECF fusion + head on the embedded scenes"),
+    "evaluate": ("aecf_ros.apps.evaluate", "evaluate a checkpoint under sensor-drop scenarios"),
+    "benchmark": ("aecf_ros.apps.benchmark", "train and compare every fusion method over seeds"),
+    "sweep": ("aecf_ros.apps.sweep", "equal-budget tuning on validation: tuned ModDrop vs tuned AECF on test"),
     "run": ("aecf_ros.nodes.runner", "start the whole node graph in one process"),
     "demo": ("aecf_ros.apps.demo", "live demo: scenes over DDS, sensors dropped and restored"),
     "bench-runtime": ("aecf_ros.apps.bench_runtime", "measure fusion overhead and latency"),

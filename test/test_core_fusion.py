@@ -464,3 +464,13 @@ def test_presence_tokens_mark_the_missing_modality_in_the_fused_vector():
     assert torch.allclose(out.fused[0], ref.fused[0])
     assert torch.allclose(out.fused[1], ref.fused[1] + fusion.missing_token[1])
     assert torch.equal(out.fused[2], torch.zeros(8))  # no input stays exactly zero
+
+
+def test_core_reexports_exactly_the_names_its_all_lists():
+    """``aecf_ros.core.__all__`` is built from the modules' lists: each name must also be imported."""
+    import aecf_ros.core as core
+
+    assert len(set(core.__all__)) == len(core.__all__)
+    assert [n for n in core.__all__ if not hasattr(core, n)] == []
+    assert {"AECFusion", "CurriculumConfig", "AECFObjective", "PresencePlattScaler", "FUSION_METHODS"} <= set(core.__all__)
+    assert not {"moddrop_mask", "presence_pattern_index", "FusionBase"} & set(core.__all__)

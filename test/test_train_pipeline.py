@@ -157,6 +157,27 @@ def test_stage1_lr_warms_up_then_decays():
     assert load_config(str(REPO / "config" / "train.yaml"))["stage1"]["warmup_steps"] >= 0
 
 
+def test_config_merge_recurses_into_mappings_and_replaces_everything_else(tmp_path):
+    """One merge (aecf_ros.model.config.merge_config) for model configs, the training config,
+    sweep specs and benchmark regimes: mappings merge, lists / scalars / None replace, no aliasing."""
+    from aecf_ros.model.config import merge_config
+
+    base = {"a": {"x": 1, "y": [1, 2]}, "b": 2, "c": {"k": 1}}
+    over = {"a": {"y": [3]}, "b": None, "c": 5, "d": {"n": 1}}
+    out = merge_config(base, over)
+    assert out == {"a": {"x": 1, "y": [3]}, "b": None, "c": 5, "d": {"n": 1}}
+    out["a"]["y"].append(4)
+    out["d"]["n"] = 2
+    assert base == {"a": {"x": 1, "y": [1, 2]}, "b": 2, "c": {"k": 1}} and over["a"]["y"] == [3] and over["d"] == {"n": 1}
+    same = merge_config(base, None)
+    assert same == base and same is not base and same["a"] is not base["a"]
+    path = tmp_path / "c.yaml"
+    path.write_text("evaluate: {drop_rates: [0.5]}\nstage2: {epochs: 1}\n")
+    cfg = load_config(path)
+    assert cfg["evaluate"]["drop_rates"] == [0.5] and cfg["evaluate"]["ece_bins"] == 15
+    assert cfg["stage2"]["epochs"] == 1 and cfg["stage2"]["batch_size"] == 128
+
+
 def test_stage2_history_records_what_the_masking_did():
     cfg = load_config(TINY)
     cfg["stage2"]["epochs"] = 2

@@ -1,7 +1,9 @@
-"""aecf_ros.apps: the programs behind ``aecf-ros <command>`` that drive the ROS graph and bags.
+"""aecf_ros.apps: the programs behind ``aecf-ros <command>``.
 
-Each module exposes ``add_arguments(parser)`` and ``run(args) -> int`` (see ``aecf_ros/cli.py``):
-``demo``, ``bench_runtime``, ``replay``, ``make_bag``, ``evaluate_bag``. They may import every
-layer below; nothing in ``aecf_ros`` imports them except the CLI. The training programs
-(``train``, ``evaluate``, ``benchmark``, ``sweep``) are ``aecf_ros/train/cmd_*.py``.
+Each module exposes ``add_arguments(parser)`` and ``run(args) -> int`` (see ``aecf_ros/cli.py``).
+Training programs (no ROS; their pipeline is :mod:`aecf_ros.train`): ``train``, ``evaluate``,
+``benchmark``, ``sweep``. Programs that drive the ROS graph and bags: ``demo``, ``bench_runtime``,
+``replay``, ``make_bag``, ``wait_for``, ``evaluate_bag``. They may import every layer below;
+nothing in ``aecf_ros`` imports them except the CLI (and the training programs each other's
+shared arguments, from ``apps/train.py``).
 """

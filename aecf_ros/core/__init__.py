@@ -2,6 +2,7 @@
 
 Public API is re-exported here; see docs/ARCHITECTURE.md for the fusion interface contract.
 """
+from . import baselines, calibration, fusion, losses, metrics
 from .baselines import (
     AECF_ABLATIONS,
     FUSION_METHODS,
@@ -25,28 +26,9 @@ from .fusion import INPUT_ABS_LIMIT, AECFusion, CurriculumConfig, FusionOutput
 from .losses import AECFObjective
 from .metrics import average_precision, confidence_rise_rate, macro_map
 
-__all__ = [
-    "AECFusion",
-    "CurriculumConfig",
-    "INPUT_ABS_LIMIT",
-    "FusionOutput",
-    "ConcatFusion",
-    "MeanFusion",
-    "AttentionFusion",
-    "FUSION_METHODS",
-    "AECF_ABLATIONS",
-    "build_fusion",
-    "objective_flags",
-    "AECFObjective",
-    "expected_calibration_error",
-    "reliability_curve",
-    "fit_temperature",
-    "TemperatureScaler",
-    "PresenceTemperatureScaler",
-    "fit_platt",
-    "platt_scale",
-    "PresencePlattScaler",
-    "average_precision",
-    "macro_map",
-    "confidence_rise_rate",
-]
+#: names a module exports that the package does not re-export (use ``aecf_ros.core.<module>.<name>``)
+_MODULE_ONLY = frozenset({"CURRICULUM_RULES", "ModalityProjection", "FusionBase", "moddrop_mask",
+                          "presence_pattern_index"})
+#: the public API: the modules' ``__all__`` lists less ``_MODULE_ONLY`` (each name is imported above)
+__all__ = [name for module in (fusion, baselines, losses, calibration, metrics) for name in module.__all__
+           if name not in _MODULE_ONLY]

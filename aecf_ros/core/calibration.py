@@ -16,7 +16,7 @@ tensors; computations run in float64 on CPU.
 from __future__ import annotations
 
 import math
-from typing import Dict, Optional, Tuple
+from typing import Any, Callable, Dict, Optional, Tuple
 
 import numpy as np
 import torch
@@ -53,15 +53,43 @@ def _check_binary(labels: Tensor, name: str = "labels") -> None:
         raise ValueError(f"{name} must be 0/1, but found {bad}")
 
 
+def _values_labels(values, labels, name: str, empty: str, dims: Optional[Tuple[int, ...]] = None
+                   ) -> Tuple[Tensor, Tensor]:
+    """``values`` (probabilities or logits, called ``name``) and ``labels`` as float64 tensors of
+    one shape ([N] or [N, C] where ``dims`` is given), not empty (else ``ValueError(empty)``);
+    the caller checks the labels are 0/1."""
+    x = _as_float64(values, name)
+    y = _as_float64(labels, "labels")
+    if x.shape != y.shape:
+        raise ValueError(f"{name} and labels must have the same shape, but got {tuple(x.shape)} and {tuple(y.shape)}")
+    if dims is not None and x.dim() not in dims:
+        raise ValueError(f"{name} must be [N] or [N, C], but got {tuple(x.shape)}")
+    if x.numel() == 0:
+        raise ValueError(empty)
+    return x, y
+
+
+def _fit_inputs(logits, labels, fitting: str, min_temperature: float, max_temperature: float, iterations: int,
+                ridge: Optional[float] = None, dims: Optional[Tuple[int, ...]] = None) -> Tuple[Tensor, Tensor]:
+    """The argument checks of :func:`fit_temperature` and :func:`fit_platt` (``ridge`` and
+    ``dims`` only for the latter), in this order; returns float64 (logits, labels)."""
+    if not (0 < min_temperature < max_temperature and math.isfinite(max_temperature)):
+        raise ValueError(f"temperature bounds must satisfy 0 < min < max < inf, but got ({min_temperature}, {max_temperature})")
+    if isinstance(iterations, bool) or not isinstance(iterations, int) or iterations < 1:
+        raise ValueError(f"iterations has to be a positive int, but got {iterations!r}")
+    if ridge is not None and not (isinstance(ridge, (int, float)) and math.isfinite(ridge) and ridge >= 0):
+        raise ValueError(f"ridge has to be a finite number >= 0, but got {ridge!r}")
+    z, y = _values_labels(logits, labels, "logits", f"logits is empty: cannot fit {fitting}", dims)
+    if not bool(torch.isfinite(z).all()):
+        raise ValueError("logits contain non-finite values")
+    _check_binary(y)
+    return z, y
+
+
 def _probs_labels(probs, labels, n_bins: int) -> Tuple[Tensor, Tensor]:
     if isinstance(n_bins, bool) or not isinstance(n_bins, int) or n_bins <= 0:
         raise ValueError(f"n_bins has to be a positive int, but got {n_bins!r}")
-    p = _as_float64(probs, "probs")
-    y = _as_float64(labels, "labels")
-    if p.shape != y.shape:
-        raise ValueError(f"probs and labels must have the same shape, but got {tuple(p.shape)} and {tuple(y.shape)}")
-    if p.numel() == 0:
-        raise ValueError("probs is empty")
+    p, y = _values_labels(probs, labels, "probs", "probs is empty")
     if not bool(torch.isfinite(p).all()) or float(p.min()) < 0.0 or float(p.max()) > 1.0:
         raise ValueError(f"probs must lie in [0, 1], but got range [{float(p.min())}, {float(p.max())}]")
     _check_binary(y)
@@ -143,19 +171,7 @@ def fit_temperature(logits, labels, *, min_temperature: float = MIN_TEMPERATURE,
     Returns:
         float temperature (> 1 softens over-confident logits).
     """
-    if not (0 < min_temperature < max_temperature and math.isfinite(max_temperature)):
-        raise ValueError(f"temperature bounds must satisfy 0 < min < max < inf, but got ({min_temperature}, {max_temperature})")
-    if isinstance(iterations, bool) or not isinstance(iterations, int) or iterations < 1:
-        raise ValueError(f"iterations has to be a positive int, but got {iterations!r}")
-    z = _as_float64(logits, "logits")
-    y = _as_float64(labels, "labels")
-    if z.shape != y.shape:
-        raise ValueError(f"logits and labels must have the same shape, but got {tuple(z.shape)} and {tuple(y.shape)}")
-    if z.numel() == 0:
-        raise ValueError("logits is empty: cannot fit a temperature")
-    if not bool(torch.isfinite(z).all()):
-        raise ValueError("logits contain non-finite values")
-    _check_binary(y)
+    z, y = _fit_inputs(logits, labels, "a temperature", min_temperature, max_temperature, iterations)
     z, y = z.reshape(-1), y.reshape(-1)
 
     def slope(inv_t: float) -> float:
@@ -215,10 +231,13 @@ def _check_n_modalities(n_modalities) -> None:
         raise ValueError(f"n_modalities has to be an int in [1, 16], but got {n_modalities!r}")
 
 
-def _pattern_fit_inputs(scaler, logits, labels, present) -> Tuple[Tensor, Tensor, Tensor, Tensor]:
-    """Validate a per-pattern scaler's fit arguments.
+def _fit_per_pattern(scaler, logits, labels, present, fit: Callable[[Tensor, Tensor, int], Any]
+                     ) -> Tuple[Any, Dict[int, Any], Tensor]:
+    """The fit loop of the per-pattern scalers: validate the arguments, fit on all rows, then on
+    the rows of every presence pattern with at least ``scaler.min_samples`` of them.
 
-    Returns (logits float64 [N, C], labels float64 [N, C], pattern index [N], rows per pattern [2^M]).
+    ``fit(z, y, n_rows)`` gets float64 logits / labels [n_rows, C] and returns the parameters.
+    Returns (global parameters, {pattern id: its parameters}, rows per pattern LongTensor[2^M]).
     """
     z = _as_float64(logits, "logits")
     y = _as_float64(labels, "labels")
@@ -228,10 +247,45 @@ def _pattern_fit_inputs(scaler, logits, labels, present) -> Tuple[Tensor, Tensor
         raise ValueError(f"labels must have shape {tuple(z.shape)}, but got {tuple(y.shape)}")
     pattern = presence_pattern_index(present)
     counts = torch.bincount(pattern, minlength=2 ** scaler.n_modalities)
-    return z, y, pattern, counts
+    global_params, own = fit(z, y, z.shape[0]), {}
+    for pid in torch.nonzero(counts >= scaler.min_samples).flatten().tolist():
+        rows = pattern == pid
+        own[pid] = fit(z[rows], y[rows], int(counts[pid]))
+    return global_params, own, counts
 
 
-class PresenceTemperatureScaler(nn.Module):
+class _PresenceScaler(nn.Module):
+    """What the per-pattern scalers share: the argument check, ``apply`` and ``forward``.
+
+    A subclass sets ``n_modalities`` (and ``num_classes`` when its logits have a fixed width)
+    and implements ``_calibrate(logits, present)`` on checked arguments.
+    """
+
+    def _check(self, logits: Tensor, present: Tensor) -> None:
+        _check_present(present, self.n_modalities)
+        width = getattr(self, "num_classes", None)
+        if logits.dim() != 2 or logits.shape[0] != present.shape[0] or width not in (None, logits.shape[1]):
+            raise ValueError(f"logits must be [{present.shape[0]}, {'C' if width is None else width}], "
+                             f"but got {tuple(logits.shape)}")
+
+    def apply(self, logits, present: Optional[Tensor] = None):
+        """Calibrate: Tensor[B, C] logits, BoolTensor[B, M] present -> Tensor[B, C] calibrated logits.
+
+        ``apply(fn)`` with a single callable keeps ``nn.Module.apply`` semantics, so a parent
+        model's ``model.apply(init_fn)`` still recurses through this module.
+        """
+        if present is None and callable(logits) and not isinstance(logits, Tensor):
+            return super().apply(logits)
+        if present is None:
+            raise ValueError(f"{type(self).__name__}.apply needs present: BoolTensor[B, M]")
+        self._check(logits, present)
+        return self._calibrate(logits, present)
+
+    def forward(self, logits: Tensor, present: Tensor) -> Tensor:
+        return self.apply(logits, present)
+
+
+class PresenceTemperatureScaler(_PresenceScaler):
     """One temperature per modality presence pattern (2^M patterns).
 
     A model that lost its camera is typically miscalibrated differently from one with every
@@ -258,11 +312,6 @@ class PresenceTemperatureScaler(nn.Module):
         self.register_buffer("pattern_counts", torch.zeros(n_patterns, dtype=torch.long))
         self.register_buffer("global_temperature", torch.ones(()))
 
-    def _check(self, logits: Tensor, present: Tensor) -> None:
-        _check_present(present, self.n_modalities)
-        if logits.dim() != 2 or logits.shape[0] != present.shape[0]:
-            raise ValueError(f"logits must be [{present.shape[0]}, C], but got {tuple(logits.shape)}")
-
     def fit(self, logits, labels, present: Tensor) -> "PresenceTemperatureScaler":
         """Fit the global and per-pattern temperatures.
 
@@ -271,12 +320,11 @@ class PresenceTemperatureScaler(nn.Module):
             labels (Tensor[N, C]): 0/1 labels.
             present (BoolTensor[N, M]): the presence mask each row was predicted with.
         """
-        z, y, pattern, counts = _pattern_fit_inputs(self, logits, labels, present)
-        global_t = fit_temperature(z, y)
+        global_t, own, counts = _fit_per_pattern(self, logits, labels, present,
+                                                 lambda z, y, n: fit_temperature(z, y))
         temps = torch.full((2 ** self.n_modalities,), global_t, dtype=torch.float64)
-        for pid in torch.nonzero(counts >= self.min_samples).flatten().tolist():
-            rows = pattern == pid
-            temps[pid] = fit_temperature(z[rows], y[rows])
+        for pid, t in own.items():
+            temps[pid] = t
         self.global_temperature.fill_(global_t)
         self.temperatures.copy_(temps.to(self.temperatures.dtype))
         self.pattern_counts.copy_(counts.to(self.pattern_counts.device))
@@ -286,21 +334,9 @@ class PresenceTemperatureScaler(nn.Module):
         """BoolTensor[B, M] -> Tensor[B] temperature per row."""
         return self.temperatures.to(present.device)[presence_pattern_index(present)]
 
-    def apply(self, logits, present: Optional[Tensor] = None):
-        """Calibrate: Tensor[B, C] logits, BoolTensor[B, M] present -> Tensor[B, C] logits / T(pattern).
-
-        ``apply(fn)`` with a single callable keeps ``nn.Module.apply`` semantics, so a parent
-        model's ``model.apply(init_fn)`` still recurses through this module.
-        """
-        if present is None and callable(logits) and not isinstance(logits, Tensor):
-            return super().apply(logits)
-        if present is None:
-            raise ValueError("PresenceTemperatureScaler.apply needs present: BoolTensor[B, M]")
-        self._check(logits, present)
+    def _calibrate(self, logits: Tensor, present: Tensor) -> Tensor:
+        """``logits / T(pattern)`` (``apply`` / ``forward``)."""
         return logits / self.temperature_for(present).to(logits.dtype).unsqueeze(1)
-
-    def forward(self, logits: Tensor, present: Tensor) -> Tensor:
-        return self.apply(logits, present)
 
 
 # --------------------------------------------------------------------------------------------
@@ -339,23 +375,8 @@ def fit_platt(logits, labels, *, per_class_bias: bool = False, ridge: float = 1.
         (temperature, bias): float and float64 Tensor[C] (C = 1 for 1-D input; every entry equal
         without ``per_class_bias``). Apply with :func:`platt_scale`.
     """
-    if not (0 < min_temperature < max_temperature and math.isfinite(max_temperature)):
-        raise ValueError(f"temperature bounds must satisfy 0 < min < max < inf, but got ({min_temperature}, {max_temperature})")
-    if isinstance(iterations, bool) or not isinstance(iterations, int) or iterations < 1:
-        raise ValueError(f"iterations has to be a positive int, but got {iterations!r}")
-    if not (isinstance(ridge, (int, float)) and math.isfinite(ridge) and ridge >= 0):
-        raise ValueError(f"ridge has to be a finite number >= 0, but got {ridge!r}")
-    z = _as_float64(logits, "logits")
-    y = _as_float64(labels, "labels")
-    if z.shape != y.shape:
-        raise ValueError(f"logits and labels must have the same shape, but got {tuple(z.shape)} and {tuple(y.shape)}")
-    if z.dim() not in (1, 2):
-        raise ValueError(f"logits must be [N] or [N, C], but got {tuple(z.shape)}")
-    if z.numel() == 0:
-        raise ValueError("logits is empty: cannot fit a Platt scaler")
-    if not bool(torch.isfinite(z).all()):
-        raise ValueError("logits contain non-finite values")
-    _check_binary(y)
+    z, y = _fit_inputs(logits, labels, "a Platt scaler", min_temperature, max_temperature, iterations,
+                       ridge=ridge, dims=(1, 2))
     if z.dim() == 1:
         z, y = z[:, None], y[:, None]
     n_cls = z.shape[1]
@@ -432,7 +453,7 @@ def platt_scale(logits: Tensor, temperature, bias) -> Tensor:
     return logits / t + b
 
 
-class PresencePlattScaler(nn.Module):
+class PresencePlattScaler(_PresenceScaler):
     """Per modality presence pattern: a temperature and a bias (per class or shared).
 
     ``forward(logits, present) = logits / T[pattern] + b[pattern]`` (:func:`platt_scale`). Fit it
@@ -474,29 +495,18 @@ class PresencePlattScaler(nn.Module):
         self.register_buffer("global_bias", torch.zeros(num_classes))
         self.register_buffer("fitted", torch.zeros((), dtype=torch.bool))
 
-    def _check(self, logits: Tensor, present: Tensor) -> None:
-        _check_present(present, self.n_modalities)
-        if logits.dim() != 2 or logits.shape != (present.shape[0], self.num_classes):
-            raise ValueError(f"logits must be [{present.shape[0]}, {self.num_classes}], but got {tuple(logits.shape)}")
-
     def fit(self, logits, labels, present: Tensor) -> "PresencePlattScaler":
-        """Fit global and per-pattern parameters.
+        """Fit global and per-pattern parameters (arguments: :meth:`PresenceTemperatureScaler.fit`)."""
+        def fit(z: Tensor, y: Tensor, n_rows: int) -> Tuple[float, Tensor]:
+            per_class = self.per_class_bias and n_rows >= self.min_samples_per_class
+            return fit_platt(z, y, per_class_bias=per_class, ridge=self.ridge)
 
-        Args:
-            logits (Tensor[N, C]): validation logits (with simulated drops applied).
-            labels (Tensor[N, C]): 0/1 labels.
-            present (BoolTensor[N, M]): the presence mask each row was predicted with.
-        """
-        z, y, pattern, counts = _pattern_fit_inputs(self, logits, labels, present)
-        per_class = self.per_class_bias and z.shape[0] >= self.min_samples_per_class
-        g_t, g_b = fit_platt(z, y, per_class_bias=per_class, ridge=self.ridge)
+        (g_t, g_b), own, counts = _fit_per_pattern(self, logits, labels, present, fit)
         n_patterns = 2 ** self.n_modalities
         temps = torch.full((n_patterns,), g_t, dtype=torch.float64)
         biases = g_b.unsqueeze(0).repeat(n_patterns, 1)
-        for pid in torch.nonzero(counts >= self.min_samples).flatten().tolist():
-            rows = pattern == pid
-            per_class = self.per_class_bias and int(counts[pid]) >= self.min_samples_per_class
-            temps[pid], biases[pid] = fit_platt(z[rows], y[rows], per_class_bias=per_class, ridge=self.ridge)
+        for pid, (t, b) in own.items():
+            temps[pid], biases[pid] = t, b
         self.global_temperature.fill_(g_t)
         self.global_bias.copy_(g_b.to(self.global_bias.dtype))
         self.temperatures.copy_(temps.to(self.temperatures.dtype))
@@ -510,18 +520,7 @@ class PresencePlattScaler(nn.Module):
         idx = presence_pattern_index(present).to(self.temperatures.device)
         return self.temperatures[idx], self.biases[idx]
 
-    def apply(self, logits, present: Optional[Tensor] = None):
-        """Calibrate: Tensor[B, C] logits, BoolTensor[B, M] present -> Tensor[B, C].
-
-        ``apply(fn)`` with a single callable keeps ``nn.Module.apply`` semantics.
-        """
-        if present is None and callable(logits) and not isinstance(logits, Tensor):
-            return super().apply(logits)
-        if present is None:
-            raise ValueError("PresencePlattScaler.apply needs present: BoolTensor[B, M]")
-        self._check(logits, present)
+    def _calibrate(self, logits: Tensor, present: Tensor) -> Tensor:
+        """``logits / T(pattern) + b(pattern)`` (``apply`` / ``forward``)."""
         temps, biases = self.parameters_for(present)
         return platt_scale(logits, temps.to(logits.device), biases.to(logits.device))
-
-    def forward(self, logits: Tensor, present: Tensor) -> Tensor:
-        return self.apply(logits, present)

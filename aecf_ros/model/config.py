@@ -52,7 +52,12 @@ def merge_model_config(base: Mapping, override: Mapping | None) -> dict:
 
 
 def merge_config(base: Mapping, override: Mapping | None) -> dict:
-    """Recursive dict merge (override wins); returns a new dict."""
+    """Recursive dict merge (override wins); returns a new dict.
+
+    A mapping over a mapping merges key by key; anything else (a list, a scalar, ``None``)
+    replaces the base value. ``override=None`` is ``{}``. The result shares nothing with either
+    argument (deep copies). The one merge of the package: model configs, the training config
+    (``aecf_ros.train.config.load_config``), sweep specs and benchmark regimes all use it."""
     out = copy.deepcopy(dict(base))
     for key, value in (override or {}).items():
         if isinstance(value, Mapping) and isinstance(out.get(key), Mapping):

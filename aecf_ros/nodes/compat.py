@@ -9,6 +9,17 @@ from __future__ import annotations
 from typing import Callable, List
 
 
+def _native_or_setters(node, name: str, callback: Callable, force_fallback: bool):
+    """Install ``callback`` with rclpy's own ``node.<name>`` where this distro has it (returns
+    None); otherwise return the node's ``(set_parameters, set_parameters_atomically)`` for the
+    caller to wrap on this instance (Humble, or ``force_fallback``)."""
+    native = getattr(node, name, None)
+    if native is not None and not force_fallback:
+        native(callback)
+        return None
+    return node.set_parameters, node.set_parameters_atomically
+
+
 def add_post_set_parameters_callback(node, callback: Callable[[List], None], *, force_fallback: bool = False) -> None:
     """Call ``callback(parameters)`` after parameters were set successfully on ``node``.
 
@@ -18,13 +29,10 @@ def add_post_set_parameters_callback(node, callback: Callable[[List], None], *, 
     ``set_parameters_atomically`` (what Humble's parameter services call) are wrapped on this
     instance and the callback gets the parameters that were stored.
     """
-    native = getattr(node, "add_post_set_parameters_callback", None)
-    if native is not None and not force_fallback:
-        native(callback)
+    setters = _native_or_setters(node, "add_post_set_parameters_callback", callback, force_fallback)
+    if setters is None:
         return
-
-    set_each = node.set_parameters
-    set_atomically = node.set_parameters_atomically
+    set_each, set_atomically = setters
 
     def set_parameters(parameter_list):
         results = set_each(parameter_list)
@@ -50,12 +58,10 @@ def add_pre_set_parameters_callback(node, callback: Callable[[List], List], *, f
     ``set_parameters`` / ``set_parameters_atomically`` are wrapped on this instance to rewrite
     the list first (install this after :func:`add_post_set_parameters_callback`).
     """
-    native = getattr(node, "add_pre_set_parameters_callback", None)
-    if native is not None and not force_fallback:
-        native(callback)
+    setters = _native_or_setters(node, "add_pre_set_parameters_callback", callback, force_fallback)
+    if setters is None:
         return
-    set_each = node.set_parameters
-    set_atomically = node.set_parameters_atomically
+    set_each, set_atomically = setters
     node.set_parameters = lambda parameter_list: set_each(callback(list(parameter_list)))
     node.set_parameters_atomically = lambda parameter_list: set_atomically(callback(list(parameter_list)))
 

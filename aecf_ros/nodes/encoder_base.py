@@ -31,7 +31,6 @@ Lifecycle: model load + warm-up in ``on_configure``; subscriptions only while ac
 from __future__ import annotations
 
 import collections
-import importlib
 import time
 from typing import Any, Optional
 
@@ -48,16 +47,11 @@ from aecf_ros.nodes.qos_events import IncompatibleQos, incompatible_qos_callback
 from aecf_ros.nodes.session import run_node
 from aecf_ros.nodes.stamps import now_sec, sec_to_stamp
 from aecf_ros.nodes.lifecycle_base import ModelLifecycleNode
+from aecf_ros.nodes.message_types import message_class
 from aecf_ros.runtime.input_limits import InputLimits
 from aecf_ros.runtime.inputs import MODALITY_INPUTS, InputKind, encode_input
 from aecf_ros.runtime.rate_monitor import RateMonitor, RateState
 from aecf_ros.runtime.stream_monitor import StreamMonitor, StreamState
-
-
-def message_type(msgtype: str) -> type:
-    """rclpy message class of ``pkg/msg/Name``."""
-    package, _, name = msgtype.partition("/msg/")
-    return getattr(importlib.import_module(f"{package}.msg"), name)
 
 
 class EncoderNode(ModelLifecycleNode):
@@ -127,7 +121,7 @@ class EncoderNode(ModelLifecycleNode):
     def on_activate(self, state: LifecycleState) -> TransitionCallbackReturn:
         for kind in MODALITY_INPUTS[self.MODALITY].kinds:
             self._subs.append(self.create_subscription(
-                message_type(kind.msgtype), kind.topic, lambda msg, kind=kind: self._on_message(kind, msg),
+                message_class(kind.msgtype), kind.topic, lambda msg, kind=kind: self._on_message(kind, msg),
                 qos_from_params(self, kind.qos_input),
                 event_callbacks=incompatible_qos_callbacks(self, self.qos_incompatible, kind.topic,
                                                            f"qos.{kind.qos_input}")))

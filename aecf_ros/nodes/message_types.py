@@ -1,7 +1,7 @@
 """``pkg/msg/Name`` type strings -> rclpy message classes (the ROS side's one lookup).
 
 Bag topics, discovered topics and the encoder input table name types as strings; the relay
-node, bag replay and evaluate-bag all turn them into classes here.
+node, the encoder nodes' subscriptions, bag replay and evaluate-bag all turn them into classes here.
 """
 from __future__ import annotations
 

@@ -1,4 +1,4 @@
-"""aecf_ros.train: ``aecf-ros train | evaluate | benchmark``.
+"""aecf_ros.train: the pipeline behind ``aecf-ros train | evaluate | benchmark | sweep`` (no ROS).
 
 * :mod:`.config`       YAML config (``config/train.yaml``) + ``--set key=value`` overrides
 * :mod:`.stage1`       camera CNN + PointNet training on generated scenes; embedding cache
@@ -9,5 +9,8 @@
 * :mod:`.pipeline`     the pieces put together, resumable checkpoints
 * :mod:`.distributed`  torchrun / DistributedDataParallel (nccl on CUDA, gloo on CPU)
 * :mod:`.report`       benchmark aggregation, computed verdict, results.md, plots
-* ``cmd_train`` / ``cmd_evaluate`` / ``cmd_benchmark``: the CLI commands.
+* :mod:`.sweep`        equal-budget hyper-parameter selection on validation
+
+The commands themselves (argument parsing, output files) are programs: ``aecf_ros/apps/``
+(``train``, ``evaluate``, ``benchmark``, ``sweep``).
 """

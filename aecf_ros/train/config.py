@@ -18,6 +18,7 @@ from aecf_ros.resources import package_file  # noqa: E402
 DEFAULT_CONFIG_PATH = package_file("config", "train.yaml")  # source tree, ament index or install share/
 
 from aecf_ros.core.baselines import FUSION_METHODS as METHODS  # noqa: E402  (one list)
+from aecf_ros.model.config import merge_config  # noqa: E402  (one recursive merge, model/ and train/)
 
 DEFAULTS: dict[str, Any] = {
     "seed": 0,
@@ -38,16 +39,6 @@ DEFAULTS: dict[str, Any] = {
     "evaluate": {"scenario_seed": 0, "drop_rates": [0.1, 0.3, 0.5, 0.7], "ece_bins": 15},
     "benchmark": {"methods": list(METHODS), "seeds": [0, 1, 2]},
 }
-
-
-def deep_merge(base: Mapping, override: Mapping | None) -> dict:
-    out = copy.deepcopy(dict(base))
-    for key, value in (override or {}).items():
-        if isinstance(value, Mapping) and isinstance(out.get(key), Mapping):
-            out[key] = deep_merge(out[key], value)
-        else:
-            out[key] = copy.deepcopy(value)
-    return out
 
 
 def set_dotted(cfg: dict, dotted: str, value: Any) -> None:
@@ -76,19 +67,26 @@ def parse_override(text: str) -> tuple[str, Any]:
     return key.strip(), yaml.safe_load(raw) if raw.strip() else None
 
 
+def read_yaml_mapping(path: str | Path, what: str, known: Iterable[str], keys: str) -> dict:
+    """The YAML mapping in ``path`` (an empty file is ``{}``); ``FileNotFoundError`` names it
+    ``what``, ``ValueError`` rejects another top level or top-level ``keys`` not in ``known``
+    (typos should not silently run the defaults). Training configs and sweep specs read this way."""
+    path = Path(path)
+    if not path.is_file():
+        raise FileNotFoundError(f"{what} not found: {path}")
+    loaded = yaml.safe_load(path.read_text()) or {}
+    if not isinstance(loaded, dict):
+        raise ValueError(f"{path}: top level must be a mapping")
+    unknown = set(loaded) - set(known)
+    if unknown:
+        raise ValueError(f"{path}: unknown {keys} {sorted(unknown)}; known {sorted(known)}")
+    return loaded
+
+
 def load_config(path: str | Path | None = None, overrides: Iterable[str] = ()) -> dict:
     cfg = copy.deepcopy(DEFAULTS)
     if path is not None:
-        path = Path(path)
-        if not path.is_file():
-            raise FileNotFoundError(f"training config not found: {path}")
-        loaded = yaml.safe_load(path.read_text()) or {}
-        if not isinstance(loaded, dict):
-            raise ValueError(f"{path}: top level must be a mapping")
-        unknown = set(loaded) - set(DEFAULTS)
-        if unknown:
-            raise ValueError(f"{path}: unknown section(s) {sorted(unknown)}; known {sorted(DEFAULTS)}")
-        cfg = deep_merge(cfg, loaded)
+        cfg = merge_config(cfg, read_yaml_mapping(path, "training config", DEFAULTS, "section(s)"))
     for item in overrides:
         key, value = parse_override(item)
         if key.split(".")[0] not in DEFAULTS:

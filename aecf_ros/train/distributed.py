@@ -94,9 +94,10 @@ def init_distributed(device: str = "auto") -> DistContext:
 def seeded_loader(ds, batch_size: int, seed: int, ctx: DistContext, collate_fn=None):
     """The training DataLoader both stages use: seeded shuffle, this rank's shard under DDP.
 
-    Returns ``(loader, sampler, generator)``: ``sampler`` is the DistributedSampler (call its
-    ``set_epoch`` every epoch) or None in one process, where ``generator`` orders the batches
-    (checkpoints save its state). The last partial batch is dropped when there is more than one.
+    Returns ``(loader, sampler, generator)``: ``sampler`` is the DistributedSampler (iterate
+    :func:`epoch_range` so its ``set_epoch`` is called every epoch) or None in one process, where
+    ``generator`` orders the batches (checkpoints save its state). The last partial batch is
+    dropped when there is more than one.
     """
     from torch.utils.data import DataLoader, DistributedSampler
 
@@ -108,3 +109,12 @@ def seeded_loader(ds, batch_size: int, seed: int, ctx: DistContext, collate_fn=N
                         generator=gen if sampler is None else None, collate_fn=collate_fn,
                         drop_last=len(ds) > batch_size)
     return loader, sampler, gen
+
+
+def epoch_range(sampler, start: int, stop: int):
+    """The epochs ``start .. stop - 1`` of a training loop; before each, the DistributedSampler of
+    :func:`seeded_loader` (if any) is told the epoch, so every epoch gets its own shuffle."""
+    for epoch in range(start, stop):
+        if sampler is not None:
+            sampler.set_epoch(epoch)
+        yield epoch

@@ -55,8 +55,8 @@ from torch import Tensor, nn
 from torch.utils.data import Dataset
 
 from aecf_ros.model import PerceptionModel, is_file_backed
-from aecf_ros.train.distributed import DistContext, seeded_loader
-from aecf_ros.train.common import EmbeddingSet, stage1_lr_factor  # noqa: F401  (stage1_lr_factor re-exported)
+from aecf_ros.train.distributed import DistContext, epoch_range, seeded_loader
+from aecf_ros.train.common import EmbeddingSet, loop_state, resume_loop, stage1_lr_factor  # noqa: F401  (stage1_lr_factor re-exported)
 
 CACHE_VERSION = 1
 SPLITS = ("encoder", "train", "val", "test")
@@ -216,18 +216,12 @@ def train_encoders(model: PerceptionModel, arrays, cfg: Mapping, *, dist: DistCo
     start = 0
     if state:
         net.load_state_dict(state["net"])
-        opt.load_state_dict(state["optimizer"])
-        sched.load_state_dict(state["scheduler"])
-        gen.set_state(state["loader_rng"])
+        start, history = resume_loop(state, opt, sched, gen)
         collate.gen.set_state(state["augment_rng"])
-        history = state["history"]
-        start = int(state["epoch"])
     bce = nn.BCEWithLogitsLoss()
     bar = tqdm(total=epochs, initial=start, desc="stage1 encoders", unit="ep",
                disable=not (progress and dist.is_main), leave=False)
-    for epoch in range(start, epochs):
-        if sampler is not None:
-            sampler.set_epoch(epoch)
+    for epoch in epoch_range(sampler, start, epochs):
         ddp.train()
         t0 = time.perf_counter()
         sums = {"camera": 0.0, "lidar": 0.0}
@@ -257,9 +251,8 @@ def train_encoders(model: PerceptionModel, arrays, cfg: Mapping, *, dist: DistCo
         bar.set_postfix({k: f"{rec[f'bce_{m}']:.3f}" for k, m in (("cam", "camera"), ("lidar", "lidar"))
                          if rec[f"bce_{m}"] is not None})
         if on_epoch_end is not None:
-            on_epoch_end({"epoch": epoch + 1, "net": net.state_dict(), "optimizer": opt.state_dict(),
-                          "scheduler": sched.state_dict(), "loader_rng": gen.get_state(),
-                          "augment_rng": collate.gen.get_state(), "history": history})
+            on_epoch_end(loop_state(epoch + 1, opt, sched, gen, history, net=net.state_dict(),
+                                    augment_rng=collate.gen.get_state()))
     bar.close()
     model.eval()
     return history

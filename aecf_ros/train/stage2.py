@@ -29,8 +29,8 @@ from torch import Tensor, nn
 from torch.utils.data import TensorDataset
 
 from aecf_ros.model import PerceptionModel
-from aecf_ros.train.common import EmbeddingSet, stage1_lr_factor  # noqa: F401  (EmbeddingSet re-exported)
-from aecf_ros.train.distributed import DistContext, seeded_loader
+from aecf_ros.train.common import EmbeddingSet, loop_state, resume_loop, stage1_lr_factor  # noqa: F401  (EmbeddingSet re-exported)
+from aecf_ros.train.distributed import DistContext, epoch_range, seeded_loader
 from aecf_ros.train.scenarios import all_patterns
 
 
@@ -100,20 +100,14 @@ def train_fusion(model: PerceptionModel, train: EmbeddingSet, cfg: Mapping, *, s
     history: dict = {"method": method, "epochs": [], "steps": 0, "rank": dist.rank}
     start_epoch = 0
     if state:
-        opt.load_state_dict(state["optimizer"])
-        sched.load_state_dict(state["scheduler"])
-        gen.set_state(state["loader_rng"])
+        start_epoch, history = resume_loop(state, opt, sched, gen)
         torch.set_rng_state(state["torch_rng"])
         if hasattr(model.fusion, "set_step"):
             model.fusion.set_step(int(state["curriculum_step"]))
-        history = state["history"]
-        start_epoch = int(state["epoch"])
     mods = model.modalities
     bar = tqdm(total=epochs, initial=start_epoch, desc=f"{desc} {method}", unit="ep",
                disable=not (progress and dist.is_main), leave=False)
-    for epoch in range(start_epoch, epochs):
-        if sampler is not None:
-            sampler.set_epoch(epoch)
+    for epoch in epoch_range(sampler, start_epoch, epochs):
         net.train()
         t0 = time.perf_counter()
         sums: dict[str, float] = {}
@@ -150,11 +144,8 @@ def train_fusion(model: PerceptionModel, train: EmbeddingSet, cfg: Mapping, *, s
         bar.update(1)
         bar.set_postfix(loss=f"{record['total_all_ranks']:.4f}")
         if on_epoch_end is not None:
-            on_epoch_end({
-                "epoch": epoch + 1, "optimizer": opt.state_dict(), "scheduler": sched.state_dict(),
-                "loader_rng": gen.get_state(), "torch_rng": torch.get_rng_state(),
-                "curriculum_step": _curriculum_step(model.fusion), "history": history,
-            })
+            on_epoch_end(loop_state(epoch + 1, opt, sched, gen, history, torch_rng=torch.get_rng_state(),
+                                    curriculum_step=_curriculum_step(model.fusion)))
     bar.close()
     model.eval()
     return history

@@ -43,7 +43,8 @@ from typing import Any, Callable, Mapping, Sequence
 import numpy as np
 import yaml
 
-from aecf_ros.train.config import METHODS, deep_merge, get_dotted, model_config, set_dotted
+from aecf_ros.model.config import merge_config
+from aecf_ros.train.config import METHODS, get_dotted, model_config, read_yaml_mapping, set_dotted
 from aecf_ros.train.distributed import DistContext
 from aecf_ros.train.scenarios import drop_rate, scenario_names
 
@@ -71,18 +72,8 @@ SWEEP_DEFAULTS: dict[str, Any] = {
 # ----------------------------------------------------------------------------- the spec
 def load_sweep(path: str | Path | None = None) -> dict:
     """The raw sweep spec: :data:`SWEEP_DEFAULTS` merged with the YAML file (if given)."""
-    raw: dict = {}
-    if path is not None:
-        path = Path(path)
-        if not path.is_file():
-            raise FileNotFoundError(f"sweep spec not found: {path}")
-        raw = yaml.safe_load(path.read_text()) or {}
-        if not isinstance(raw, dict):
-            raise ValueError(f"{path}: top level must be a mapping")
-        unknown = set(raw) - set(SWEEP_DEFAULTS)
-        if unknown:
-            raise ValueError(f"{path}: unknown key(s) {sorted(unknown)}; known {sorted(SWEEP_DEFAULTS)}")
-    spec = deep_merge(SWEEP_DEFAULTS, {k: v for k, v in raw.items() if k != "methods"})
+    raw = read_yaml_mapping(path, "sweep spec", SWEEP_DEFAULTS, "key(s)") if path is not None else {}
+    spec = merge_config(SWEEP_DEFAULTS, {k: v for k, v in raw.items() if k != "methods"})
     spec["methods"] = copy.deepcopy(raw.get("methods") or {})
     return spec
 

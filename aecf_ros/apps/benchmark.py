@@ -18,7 +18,7 @@ import sys
 import time
 from pathlib import Path
 
-from aecf_ros.train.cmd_train import add_common_arguments, start_run
+from aecf_ros.apps.train import add_common_arguments, start_run
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
@@ -33,8 +33,8 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 
 
 def run(args) -> int:
+    from aecf_ros.model.config import merge_config
     from aecf_ros.train import report
-    from aecf_ros.train.config import deep_merge
 
     t_start = time.perf_counter()
     extra = []
@@ -76,7 +76,7 @@ def run(args) -> int:
         print(f"[bench] rebuilt {out_dir}/results.md from {', '.join(summary)}")
         return 0
     for name, regime in regimes.items():
-        rcfg = deep_merge(cfg, {"data": {"scene": dict((regime or {}).get("scene") or {})}})
+        rcfg = merge_config(cfg, {"data": {"scene": dict((regime or {}).get("scene") or {})}})
         print(f"[bench] regime {name}: scene overrides {rcfg['data']['scene'] or 'none'}", flush=True)
         summary[name] = run_regime(rcfg, args, dist, out_dir / name, name,
                                    discriminative=bool((regime or {}).get("discriminative", False)),
@@ -114,9 +114,9 @@ def regime_summary(payload: dict, regime: dict) -> dict:
 def run_regime(cfg, args, dist, out_dir: Path, name: str, *, discriminative: bool, about: str) -> dict:
     """Every method x seed (+ the per-pattern ceiling) on one regime's embeddings; writes
     ``out_dir/{results.md, results.json, *.png}`` and returns the regime's targets."""
+    from aecf_ros.apps.train import format_command
     from aecf_ros.train import report
     from aecf_ros.train.ceiling import CEILING, train_ceiling
-    from aecf_ros.train.cmd_train import format_command
     from aecf_ros.train.pipeline import (build_untrained, embedding_only_model, environment_info,
                                          run_methods)
     from aecf_ros.train.stage1 import cache_path, prepare_embeddings, split_set

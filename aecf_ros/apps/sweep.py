@@ -19,7 +19,7 @@ import sys
 import time
 from pathlib import Path
 
-from aecf_ros.train.cmd_train import add_common_arguments, config_from_args, setup_runtime
+from aecf_ros.apps.train import add_common_arguments, config_from_args, setup_runtime
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
@@ -34,9 +34,9 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 
 
 def run(args) -> int:
+    from aecf_ros.apps.train import format_command
     from aecf_ros.train import sweep as S
     from aecf_ros.train.report import nan_safe
-    from aecf_ros.train.cmd_train import format_command
     from aecf_ros.train.pipeline import build_untrained, environment_info
     from aecf_ros.train.stage1 import prepare_embeddings, split_set
 
@@ -52,10 +52,10 @@ def run(args) -> int:
             regimes = cfg["benchmark"].get("regimes") or {}
             if args.regime not in regimes:
                 raise ValueError(f"unknown regime {args.regime!r}; configured: {sorted(regimes)}")
-            from aecf_ros.train.config import deep_merge
+            from aecf_ros.model.config import merge_config
 
             scene = dict((regimes[args.regime] or {}).get("scene") or {})
-            cfg = deep_merge(cfg, {"data": {"scene": scene}})
+            cfg = merge_config(cfg, {"data": {"scene": scene}})
         spec = S.parse_sweep(S.load_sweep(args.sweep), cfg)
     except (ValueError, FileNotFoundError) as exc:
         print(f"aecf-ros sweep: {exc}", file=sys.stderr)

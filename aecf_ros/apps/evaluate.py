@@ -30,7 +30,7 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from aecf_ros.train.cmd_train import add_common_arguments, start_run
+from aecf_ros.apps.train import add_common_arguments, start_run
 from aecf_ros.train.config import METHODS
 
 
