@@ -220,7 +220,7 @@ def run(args: argparse.Namespace) -> int:
                 print(f"demo: {node.get_name()} failed to start", file=sys.stderr)
                 ros.exit_code = 1
                 return ros.exit_code
-        fusion = nodes[-1]
+        fusion = next(n for n in nodes if n.get_name() == "fusion_node")
         threshold = float(fusion.get_parameter("score_threshold").value)
         monitor = ros.add_node(rclpy.create_node("demo_monitor", context=ros.context))
         predictions: list[tuple[float, FusedPrediction]] = []
