@@ -16,7 +16,8 @@
   are not lost to node start-up. ``wait_for:=none`` plays at once; ``wait_for:='/a /b'`` waits for
   those topics; ``wait_timeout`` (s) bounds the wait. ``ros2 bag play`` is preceded by
   ``aecf-ros wait-for`` (it cannot wait itself).
-* A player without a bag (``bag:=`` empty or not a directory) is refused at launch.
+* A player without a bag (``bag`` not given, or not a directory) is refused at launch, before any
+  node is started. (``ros2 launch`` itself rejects a literal ``bag:=`` with "malformed launch argument".)
 * ``dropout:=true`` inserts the ``sensor_dropout`` relay (its plan in ``dropout_params``): the
   encoders then read ``/dropout/<sensor topic>``, the relay's outputs.
 """
@@ -67,11 +68,23 @@ def player_command(player: str, bag: str, rate: str = "1.0", replay_args: str = 
     return cmd + (f" {replay_args}" if replay_args.strip() else "")
 
 
-def _player(context):
+def _player_command(context) -> str | None:
     value = context.launch_configurations.get
-    cmd = player_command(value("player", "ros2"), value("bag", ""), value("rate", "1.0"),
-                         value("replay_args", ""), value("dropout", "false"), value("wait_for", "pipeline"),
-                         value("wait_timeout", "120"))
+    return player_command(value("player", "ros2"), value("bag", ""), value("rate", "1.0"),
+                          value("replay_args", ""), value("dropout", "false"), value("wait_for", "pipeline"),
+                          value("wait_timeout", "120"))
+
+
+def _check_player(context):
+    """Runs before any node is started: a refused player/bag stops the launch while nothing runs
+    yet. (Raised later, after the graph's processes were spawned, `ros2 launch` exits 1 and
+    leaves those node processes running, orphaned.)"""
+    _player_command(context)
+    return []
+
+
+def _player(context):
+    cmd = _player_command(context)
     return [] if cmd is None else [ExecuteProcess(cmd=[cmd], shell=True, output="screen")]
 
 
@@ -121,4 +134,6 @@ def generate_launch_description():
         parameters=[LaunchConfiguration("dropout_params"), {"use_sim_time": True}],
         condition=IfCondition(LaunchConfiguration("dropout")),
     )
-    return LaunchDescription(arguments + [pipeline, dropout, OpaqueFunction(function=_player)])
+    # argument check first: it must raise before the include and the relay spawn any process
+    return LaunchDescription(arguments + [OpaqueFunction(function=_check_player), pipeline, dropout,
+                                          OpaqueFunction(function=_player)])

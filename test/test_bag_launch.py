@@ -47,7 +47,7 @@ def _load(monkeypatch):
 
 def _players(entities, **configuration):
     """The ExecuteProcess actions the launch-time player function returns for ``configuration``."""
-    opaque = next(e for e in entities if type(e).__name__ == "OpaqueFunction")
+    opaque = [e for e in entities if type(e).__name__ == "OpaqueFunction"][-1]  # the last one plays
     context = types.SimpleNamespace(launch_configurations=dict(configuration))
     return opaque.kwargs["function"](context)
 
@@ -135,3 +135,26 @@ def test_player_without_a_bag_is_refused_at_launch_and_paths_are_quoted(monkeypa
     for player in ("ros2", "aecf"):
         words = shlex.split(module.player_command(player, str(odd), rate="0.5"))
         assert str(odd) in words and "0.5" in words
+
+
+def test_a_refused_player_stops_the_launch_before_any_node_is_started(monkeypatch, tmp_path):
+    """Found with the real `ros2 launch` (docs/ROBOT_CHECKS.md): the player check ran in the last
+    action, after the graph's five nodes were spawned; `ros2 launch` then exited 1 with the message
+    and left those processes running (parent pid 1). The check must come before every action
+    that starts a process, and raise there."""
+    import pytest
+
+    entities = _load(monkeypatch).args[0]
+    kinds = [type(e).__name__ for e in entities]
+    starts = [i for i, k in enumerate(kinds) if k in ("IncludeLaunchDescription", "LifecycleNode", "Node",
+                                                      "ExecuteProcess")]
+    checks = [i for i, k in enumerate(kinds) if k == "OpaqueFunction" and i < min(starts)]
+    assert checks, f"no argument check before the first process-starting action: {kinds}"
+    check = entities[checks[0]].kwargs["function"]
+    refused = [dict(player="ros2", bag=""), dict(bag=""), dict(player="aecf", bag=str(tmp_path / "missing")),
+               dict(player="foo", bag=str(tmp_path))]
+    for configuration in refused:
+        with pytest.raises(ValueError, match="replay.launch.py"):
+            check(types.SimpleNamespace(launch_configurations=configuration))
+    for configuration in (dict(player="none", bag=""), dict(player="aecf", bag=str(tmp_path))):
+        assert check(types.SimpleNamespace(launch_configurations=configuration)) == []
