@@ -96,3 +96,30 @@ def test_bad_torchscript_files_raise_a_clear_error(tmp_path):
     with pytest.raises(EncoderLoadError, match="one Tensor"):
         TorchScriptImageEncoder(_script(_TupleOut(), tmp_path / "tuple.pt"), input_size=(32, 32))
     assert issubclass(EncoderLoadError, ValueError)
+
+
+def test_prepared_inference_gives_the_same_embeddings_and_follows_weight_changes():
+    """PerceptionModel.prepare_inference (what the nodes call after loading): the frozen camera
+    trace gives the eager module's embedding exactly; training or loading weights drops it, so a
+    stale trace can never answer."""
+    import torch
+
+    from aecf_ros.model import build_model
+
+    torch.manual_seed(0)
+    model = build_model({}).eval()
+    rgb = np.random.default_rng(1).integers(0, 255, (120, 160, 3)).astype(np.uint8)
+    eager = model.encode_camera(rgb).clone()
+    assert model.prepare_inference() == ["camera"]
+    assert "_camera_inference" in model.__dict__
+    torch.testing.assert_close(model.encode_camera(rgb), eager, rtol=0, atol=1e-6)
+    # new weights: the trace is dropped, the answer follows the new weights
+    state = {k: v + 0.01 if k.startswith("camera_encoder.proj") else v for k, v in model.state_dict().items()}
+    model.load_state_dict(state)
+    assert "_camera_inference" not in model.__dict__
+    moved = model.encode_camera(rgb)
+    assert not torch.allclose(moved, eager)
+    model.prepare_inference()
+    torch.testing.assert_close(model.encode_camera(rgb), moved, rtol=0, atol=1e-6)
+    model.train()
+    assert "_camera_inference" not in model.__dict__

@@ -106,7 +106,19 @@ class PerceptionModel(nn.Module):
     def device(self) -> torch.device:
         return next(self.head.parameters()).device
 
+    def _drop_inference_cache(self) -> None:
+        self.__dict__.pop("_camera_inference", None)  # prepare_inference() makes it again
+
+    def train(self, mode: bool = True):
+        self._drop_inference_cache()  # weights may change from here on
+        return super().train(mode)
+
+    def load_state_dict(self, *args, **kwargs):
+        self._drop_inference_cache()
+        return super().load_state_dict(*args, **kwargs)
+
     def _apply(self, fn, *args, **kwargs):  # keep the frozen text encoder on the same device
+        self._drop_inference_cache()
         super()._apply(fn, *args, **kwargs)
         if self._text_encoder is not None:
             self._text_encoder._apply(fn, *args, **kwargs)
@@ -161,8 +173,25 @@ class PerceptionModel(nn.Module):
         """RGB uint8 HxWx3 (any size) -> embedding Tensor[D] (on the model device)."""
         self._need("camera")
         x = self.camera_encoder.preprocess(rgb).unsqueeze(0).to(self.device)
+        fast = self.__dict__.get("_camera_inference")
+        if fast is not None and not self.camera_encoder.training:
+            return fast(x)[0]
         with _eval_mode(self.camera_encoder):
             return self.camera_encoder(x)[0]
+
+    def prepare_inference(self) -> list[str]:
+        """Speed up batch-1 encoding for a model that only runs inference (the nodes call it after
+        loading): the built-in camera CNN is replaced, at inference, by a frozen trace of its
+        weights (:meth:`~aecf_ros.encoders.camera.CameraEncoder.frozen_for_inference`, CPU only).
+        Returns what was prepared. Training (``.train()``) uses the module itself; after changing
+        weights call this again."""
+        from aecf_ros.encoders.camera import CameraEncoder
+
+        done = []
+        if isinstance(self.camera_encoder, CameraEncoder) and self.device.type == "cpu":
+            object.__setattr__(self, "_camera_inference", self.camera_encoder.frozen_for_inference())
+            done.append("camera")
+        return done
 
     @torch.inference_mode()
     def encode_lidar(self, points: np.ndarray) -> Tensor:

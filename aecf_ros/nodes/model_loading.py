@@ -57,4 +57,6 @@ def load_model_from_params(node, parts=None):
     path = str(node.get_parameter("model_path").value or "")
     device = resolve_device_rule(str(node.get_parameter("device").value or "auto"),
                                  node.get_logger().warning)
-    return load_model(None if path in ("", DEFAULT_MODEL) else path, device, parts=parts)
+    model = load_model(None if path in ("", DEFAULT_MODEL) else path, device, parts=parts)
+    model.prepare_inference()  # the nodes only run inference: frozen fast paths (same outputs)
+    return model
