@@ -540,15 +540,15 @@ def test_fusion_withholds_a_non_finite_prediction_and_reports_error(g):
     from aecf_ros.nodes.diagnostics import level_value
 
     engine = g.nodes["timing"].engine
-    real_predict = engine.model.predict
+    calibrator = engine.model.calibrator  # every path (eager, traced, CUDA) calibrates through it
+    real_forward = calibrator.forward
 
-    def nan_predict(embeddings, present):
-        probs, out = real_predict(embeddings, present)
-        return torch.full_like(probs, float("nan")), out
+    def nan_forward(logits, *args, **kwargs):
+        return torch.full_like(real_forward(logits, *args, **kwargs), float("nan"))
 
     status = "timing/timing_fusion: output"
     before = _counter(g, status, "no_output.invalid_output")
-    engine.model.predict = nan_predict
+    calibrator.forward = nan_forward
     try:
         g.timing_pub["text"].publish(_embedding(g, "text"))
         assert _wait_counter(g, status, "no_output.invalid_output", before + 2)
@@ -558,7 +558,7 @@ def test_fusion_withholds_a_non_finite_prediction_and_reports_error(g):
         s = g.diag[status]
         assert level_value(s.level) == 2 and "invalid_output" in s.message, s.message
     finally:
-        engine.model.predict = real_predict
+        del calibrator.forward  # the class's forward again
     g.timing_pub["text"].publish(_embedding(g, "text"))
     n0 = len(g.timing_predictions)
     assert spin_until(g.ex, lambda: len(g.timing_predictions) > n0, WAIT_S)

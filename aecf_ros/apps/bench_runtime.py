@@ -44,6 +44,8 @@ def _engines(config: str, device: str):
         torch.manual_seed(0)
         model = build_model(None if config == "small" else {}, fusion={"method": method}).eval().to(device)
         engine = FusionEngine(model, FusionSettings(timeout_s={m: 1e6 for m in model.modalities}))
+        if device == "cpu":
+            engine.enable_cpu_step()  # what the fusion node runs on CPU
         rng = np.random.default_rng(0)
         for m in model.modalities:
             engine.submit(m, rng.normal(size=model.embedding_dims[m]), 1.0, 1.0, model.encoder_ids[m])

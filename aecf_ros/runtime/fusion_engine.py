@@ -181,7 +181,25 @@ class FusionEngine:
         self.no_output_counts: collections.Counter[str] = collections.Counter()
         self._cuda_step = None  # CudaFusionStep once enable_cuda_step() ran (CUDA models only)
         self._cuda_step_options: Optional[tuple] = None
+        self._cpu_step = None  # TracedFusionStep once enable_cpu_step() ran (CPU models)
         self.apply_settings(self.settings)
+
+    def enable_cpu_step(self) -> str:
+        """Batch-1 fusion + head from a TorchScript trace checked against the module on every
+        presence pattern (:mod:`aecf_ros.runtime.cpu_step`; same outputs, about half the time).
+        Returns the mode used: ``traced`` or, if the trace failed or differed, ``eager (reason)``."""
+        from aecf_ros.runtime.cpu_step import TracedFusionStep, TraceMismatch
+
+        device = getattr(self.model, "device", None)
+        if device is not None and getattr(device, "type", str(device)) != "cpu":
+            raise ValueError(f"enable_cpu_step needs a model on CPU, this one is on {device}")
+        try:
+            self._cpu_step = TracedFusionStep(self.model.fusion, self.model.head, self.modalities,
+                                              self.embedding_dims)
+        except TraceMismatch as exc:
+            self._cpu_step = None
+            return f"eager ({exc})"
+        return "traced"
 
     def enable_cuda_step(self, dtype: str = "float16", cuda_graph: bool = True) -> str:
         """Batch-1 fusion + head in ``dtype`` from a captured CUDA graph (model on CUDA only;
@@ -359,6 +377,13 @@ class FusionEngine:
             with torch.inference_mode():
                 probs = torch.sigmoid(self.model.calibrator(logits, mask.to(logits.device), None))
             scores = probs[0].float().cpu().numpy()
+        elif self._cpu_step is not None:
+            with torch.inference_mode():
+                logits, w, ent, used = self._cpu_step(embeddings, mask)
+                probs = torch.sigmoid(self.model.calibrator(logits, used, None))
+            scores = probs[0].float().numpy()
+            weights = w[0].float().numpy()
+            entropy = float(ent[0])
         else:
             with torch.inference_mode():
                 probs, fusion_out = self.model.predict(embeddings, mask)
