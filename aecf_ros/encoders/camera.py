@@ -10,6 +10,7 @@ wraps a user's own TorchScript image encoder (e.g. an exported CLIP/ResNet trunk
 """
 from __future__ import annotations
 
+import warnings
 from pathlib import Path
 from typing import Sequence
 
@@ -122,7 +123,9 @@ class CameraEncoder(nn.Module):
         self.eval()
         try:
             example = torch.zeros(1, 3, *self.input_size, device=next(self.parameters()).device)
-            with torch.no_grad():
+            with torch.no_grad(), warnings.catch_warnings():
+                # TracerWarning from GroupNorm's batch-size check: a constant at the fixed input size
+                warnings.simplefilter("ignore", torch.jit.TracerWarning)
                 traced = torch.jit.trace(_Embed(self), example, check_trace=False)
                 return torch.jit.freeze(traced.eval())
         finally:
