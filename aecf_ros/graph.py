@@ -251,9 +251,13 @@ DEBUG_VIEW_PARAMETERS: tuple[ParamSpec, ...] = (
     ParamSpec("width", 640, "width (pixels) of aecf/debug_image; the camera frame is scaled to it",
               range=(320, 3840)),
     ParamSpec("top_k", 3, "how many of the highest-scoring classes the view lists", range=(1, 20)),
-    ParamSpec("max_rate_hz", 10.0,
-              "at most this many debug images a second (one per prediction up to this rate)",
-              range=(0.5, 100.0)),
+    ParamSpec("max_rate_hz", 15.0,
+              "at most this many debug images a second (one per prediction up to this rate; above the "
+              "default 10 Hz output so timer jitter skips none)", range=(0.5, 100.0)),
+    ParamSpec("silence_s", 1.0,
+              "with no prediction for this long the view says NO PREDICTION (every sensor marked so), "
+              "redrawn every silence_s: the fusion node publishes nothing when too few sensors are present",
+              range=(0.1, 60.0), applied="configure"),
     ParamSpec("subscriber_check_period_s", 0.5,
               "how often the node checks whether anyone subscribes to aecf/debug_image: it subscribes to "
               "the camera and the predictions (and draws) only while someone does",

@@ -47,6 +47,7 @@ def test_draws_only_while_subscribed_and_shows_the_message_state(rclpy_context):
 
     view = DebugViewNode(context=rclpy_context, cli_args=["--ros-args", "-r", f"image:={CAMERA}"],
                          parameter_overrides=[Parameter("subscriber_check_period_s", value=0.1),
+                                              Parameter("silence_s", value=0.5),
                                               Parameter("width", value=480), Parameter("top_k", value=2)])
     driver = Node("dbg_driver", context=rclpy_context)
     ex = SingleThreadedExecutor(context=rclpy_context)
@@ -63,7 +64,8 @@ def test_draws_only_while_subscribed_and_shows_the_message_state(rclpy_context):
         def publish():
             n[0] += 1
             cam_pub.publish(_image())
-            pred_pub.publish(_prediction(state["present"], state["ages"], state["weights"], n[0] * 10**8))
+            if state.get("predict", True):
+                pred_pub.publish(_prediction(state["present"], state["ages"], state["weights"], n[0] * 10**8))
 
         timer = driver.create_timer(0.1, publish)
         # nobody watches: no subscription on the camera or the predictions, nothing drawn
@@ -98,6 +100,19 @@ def test_draws_only_while_subscribed_and_shows_the_message_state(rclpy_context):
         assert spin_until(ex, lambda: len(got) >= start + 4, 20.0)
         img = check(got[-1], state["present"], state["ages"], state["weights"])
         assert img[10, 10].tolist() != list(COLOUR)  # dimmed: not fused
+
+        # the fusion node goes silent (too few sensors): within silence_s the view says so
+        state["predict"] = False
+        assert spin_until(ex, lambda: view.counters["rendered_no_prediction"] >= 1, 10.0)
+        start = len(got)
+        assert spin_until(ex, lambda: len(got) > start, 5.0)
+        msg = got[-1]
+        img = np.frombuffer(bytes(msg.data), np.uint8).reshape(msg.height, msg.width, 3)
+        layout = panel_layout(480, frame_height_for(480, (120, 160)), ["camera", "lidar", "text"], 0)
+        assert msg.height == layout.height
+        for m in ("camera", "lidar", "text"):
+            b = layout.badges[m]
+            assert img[(b.y0 + b.y1) // 2, (b.x0 + b.x1) // 2].tolist() == list(STATE_COLOURS["no prediction"])
 
         # the watcher leaves: the view lets go of its inputs again
         driver.destroy_subscription(watcher)

@@ -108,3 +108,16 @@ def test_shipped_layouts_show_the_graph_topics():
     rviz = yaml.safe_load((config / "aecf.rviz").read_text())
     (image,) = [d for d in rviz["Visualization Manager"]["Displays"] if d["Class"].endswith("/Image")]
     assert image["Topic"]["Value"] == "/" + graph.DEBUG_IMAGE_TOPIC
+
+
+def test_silent_fusion_node_view_marks_every_sensor_and_lists_no_class():
+    from aecf_ros.runtime.debug_view import NO_PREDICTION, silent_view
+
+    frame = np.full((90, 120, 3), 50, np.uint8)
+    out = render(silent_view(MODALITIES, 3.25), frame, width=480, top_k=3)
+    assert out.states == {m: NO_PREDICTION for m in MODALITIES}
+    for m in MODALITIES:
+        b = out.layout.badges[m]
+        assert np.all(out.image[b.y0:b.y1, b.x0:b.x1] == np.array(STATE_COLOURS[NO_PREDICTION], np.uint8))
+        assert filled_pixels(out.image, out.layout.weight_bars[m], BAR_COLOUR) == 0
+    assert out.layout.score_bars == [] and any(line.startswith("NO PREDICTION for 3.2") for line in out.lines)

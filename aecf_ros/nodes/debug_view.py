@@ -11,9 +11,12 @@ subscribers of ``aecf/debug_image``; only while there is one does it subscribe t
 draw. With none it holds no subscription, so camera frames are not even delivered to it.
 
 No model is loaded (numpy + OpenCV only). Lifecycle node like the others (``autostart``).
+While no prediction arrives for ``silence_s`` (the fusion node publishes nothing when too few
+sensors are present, or it is down), the view says NO PREDICTION, every ``silence_s``.
+
 Parameters: :data:`aecf_ros.graph.DEBUG_VIEW_PARAMETERS`. Counters in ``/diagnostics``:
-``rendered``, ``rate_limited``, ``bad_frame`` (a camera frame that could not be decoded: the
-view is drawn without it), ``subscribers``.
+``rendered``, ``rendered_no_prediction``, ``rate_limited``, ``bad_frame`` (a camera frame that
+could not be decoded: the view is drawn without it), ``subscribers``.
 """
 from __future__ import annotations
 
@@ -34,7 +37,7 @@ from aecf_ros.nodes.parameters import ParameterValidator, declare_from_specs, in
 from aecf_ros.nodes.qos import keep_last_qos, qos_from_params
 from aecf_ros.nodes.session import run_node
 from aecf_ros.runtime.conversions import ConversionError, compressed_msg_to_rgb, image_msg_to_rgb
-from aecf_ros.runtime.debug_view import ViewInput, render
+from aecf_ros.runtime.debug_view import ViewInput, render, silent_view
 
 
 class DebugViewNode(LifecycleNode):
@@ -49,9 +52,12 @@ class DebugViewNode(LifecycleNode):
         self.counters: collections.Counter[str] = collections.Counter()
         self._pub = None
         self._watch_timer = None
+        self._silence_timer = None
         self._subs: list = []
         self._frame_msg: Any = None  # newest camera message, decoded only when drawn
         self._last_render = -1e9
+        self._last_prediction = 0.0  # monotonic time of the newest prediction (or of subscribing)
+        self._modalities: list[str] = list(graph.MODALITIES)  # the newest prediction's
         self._diag_pub = self.create_publisher(DiagnosticArray, graph.DIAGNOSTICS_TOPIC, 10)
         self.create_timer(float(self.get_parameter("diagnostics_period_s").value), self._publish_diagnostics)
 
@@ -104,6 +110,9 @@ class DebugViewNode(LifecycleNode):
                 self.create_subscription(FusedPrediction, graph.PREDICTION_TOPIC, self._on_prediction,
                                          keep_last_qos("reliable", 1)),
             ]
+            self._last_prediction = time.monotonic()
+            self._silence_timer = self.create_timer(float(self.get_parameter("silence_s").value),
+                                                    self._on_silence)
             self.get_logger().info(f"{n} subscriber(s) on {self._pub.topic_name}: drawing")
         elif not n and self._subs:
             self._unsubscribe()
@@ -114,6 +123,9 @@ class DebugViewNode(LifecycleNode):
             self.destroy_subscription(sub)
         self._subs = []
         self._frame_msg = None
+        if self._silence_timer is not None:
+            self.destroy_timer(self._silence_timer)
+            self._silence_timer = None
 
     # -- drawing --------------------------------------------------------------------------------
     def _on_frame(self, msg) -> None:
@@ -135,19 +147,33 @@ class DebugViewNode(LifecycleNode):
 
     def _on_prediction(self, msg: FusedPrediction) -> None:
         now = time.monotonic()
+        self._last_prediction = now
+        self._modalities = list(msg.modalities)
         if now - self._last_render < 1.0 / float(self.get_parameter("max_rate_hz").value):
             self.counters["rate_limited"] += 1
             return
         self._last_render = now
-        view = render(ViewInput.from_msg(msg), self._frame(), width=int(self.get_parameter("width").value),
+        self._publish_view(ViewInput.from_msg(msg), msg.header.stamp, msg.header.frame_id)
+        self.counters["rendered"] += 1
+
+    def _on_silence(self) -> None:
+        """No prediction for ``silence_s``: say so (the fusion node publishes nothing with too few
+        sensors present), with the newest camera frame if there is one."""
+        silent = time.monotonic() - self._last_prediction
+        if silent < float(self.get_parameter("silence_s").value):
+            return
+        self._publish_view(silent_view(self._modalities, silent), self.get_clock().now().to_msg(), "")
+        self.counters["rendered_no_prediction"] += 1
+
+    def _publish_view(self, view_input: ViewInput, stamp, frame_id: str) -> None:
+        view = render(view_input, self._frame(), width=int(self.get_parameter("width").value),
                       top_k=int(self.get_parameter("top_k").value))
         out = Image(height=view.image.shape[0], width=view.image.shape[1], encoding="rgb8", is_bigendian=0,
                     step=view.image.shape[1] * 3)
         out.data = view.image.tobytes()
-        out.header.stamp = msg.header.stamp
-        out.header.frame_id = self._frame_msg.header.frame_id if self._frame_msg is not None else msg.header.frame_id
+        out.header.stamp = stamp
+        out.header.frame_id = self._frame_msg.header.frame_id if self._frame_msg is not None else frame_id
         self._pub.publish(out)
-        self.counters["rendered"] += 1
 
     # -- reporting --------------------------------------------------------------------------------
     def _publish_diagnostics(self) -> None:

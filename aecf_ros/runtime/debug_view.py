@@ -19,11 +19,15 @@ import cv2
 import numpy as np
 
 FUSED, STALE, NEVER_SEEN = "fused", "stale", "never seen"
-#: badge colours (RGB): green, amber, grey
+#: every sensor's state while the fusion node publishes nothing (too few sensors present, or the
+#: node is down): the view cannot know more than that
+NO_PREDICTION = "no prediction"
+#: badge colours (RGB): green, amber, grey, red
 STATE_COLOURS: dict[str, tuple[int, int, int]] = {
     FUSED: (40, 200, 60),
     STALE: (245, 160, 20),
     NEVER_SEEN: (128, 128, 128),
+    NO_PREDICTION: (220, 40, 40),
 }
 BAR_COLOUR = (70, 150, 255)
 BAR_BACKGROUND = (45, 45, 45)
@@ -61,6 +65,8 @@ class ViewInput:
     weights: Sequence[float]
     ages_s: Sequence[float]
     gate_entropy: float = 0.0
+    #: set (seconds) for the view of a silent fusion node (:func:`silent_view`), else None
+    silent_s: Optional[float] = None
 
     @classmethod
     def from_msg(cls, msg) -> "ViewInput":
@@ -69,6 +75,8 @@ class ViewInput:
                    [float(a) for a in msg.modality_age_s], float(msg.gate_entropy))
 
     def states(self) -> list[str]:
+        if self.silent_s is not None:
+            return [NO_PREDICTION] * len(self.modalities)
         return [sensor_state(p, a) for p, a in zip(self.present, self.ages_s)]
 
     def top(self, k: int) -> list[tuple[str, float]]:
@@ -173,6 +181,14 @@ def _frame(frame: Optional[np.ndarray], width: int, height: int, camera_state: O
     return top, note
 
 
+def silent_view(modalities: Sequence[str], silent_s: float) -> ViewInput:
+    """What :func:`render` draws while no prediction has arrived for ``silent_s`` seconds: every
+    sensor ``no prediction``, no weights, no classes."""
+    n = len(modalities)
+    return ViewInput([], [], list(modalities), [False] * n, [0.0] * n, [-1.0] * n, 0.0,
+                     silent_s=float(silent_s))
+
+
 def render(view: ViewInput, frame: Optional[np.ndarray], width: int = 640, top_k: int = 3) -> DebugFrame:
     """The debug image for one prediction; ``frame`` is the newest camera frame (RGB) or None."""
     states = view.states()
@@ -186,7 +202,10 @@ def render(view: ViewInput, frame: Optional[np.ndarray], width: int = 640, top_k
     img[:frame_h] = top
     used = [m for m, s in state_of.items() if s == FUSED]
     lines = [note] if note else []
-    header = f"fused: {', '.join(used) or 'none'}   gate entropy {view.gate_entropy:.2f}"
+    if view.silent_s is not None:
+        header = f"NO PREDICTION for {view.silent_s:.1f} s (too few sensors, or fusion_node down)"
+    else:
+        header = f"fused: {', '.join(used) or 'none'}   gate entropy {view.gate_entropy:.2f}"
     lines.append(header)
     _text(img, header, layout.text_origins["header"])
     for m, state, weight, age in zip(view.modalities, states, view.weights, view.ages_s):
@@ -194,8 +213,8 @@ def render(view: ViewInput, frame: Optional[np.ndarray], width: int = 640, top_k
         _bar(img, layout.weight_bars[m], weight)
         age_text = "" if age < 0 else f" {age:.1f}s"
         name = f"{m} {state}{age_text}"
-        value = f"w={weight:.2f}"
-        lines.append(f"{name} {value}")
+        value = "" if view.silent_s is not None else f"w={weight:.2f}"
+        lines.append(f"{name} {value}".rstrip())
         _text(img, name, layout.text_origins[f"name.{m}"])
         _text(img, value, layout.text_origins[f"weight.{m}"])
     for i, (cls, score) in enumerate(view.top(k)):
