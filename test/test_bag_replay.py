@@ -1,6 +1,5 @@
 """A bag replayed through the real node graph with a drop plan, checked against the plan and
 against evaluate-bag's offline run of the same bag, plan and model."""
-import os
 import subprocess
 import sys
 import threading

@@ -5,11 +5,7 @@ from __future__ import annotations
 import ast
 import re
 import sys
-import time
 import types
-from pathlib import Path
-
-import numpy as np
 
 import pytest
 import yaml
@@ -197,7 +193,6 @@ def test_aecf_ros_run_brings_whole_graph_up_from_sensor_messages(tmp_path):
     from aecf_ros.data.scenes import generate_scene
     from aecf_ros.msg import FusedPrediction
     from aecf_ros.sim.scene_msgs import scene_messages
-    from test_nodes_support import NodeProcess
 
     model_path, _ = make_model_file(tmp_path)
     # NodeProcess runs `python -m MODULE --ros-args ...`: use the CLI module with its own args instead
@@ -244,3 +239,20 @@ def test_aecf_ros_run_brings_whole_graph_up_from_sensor_messages(tmp_path):
     text = (tmp_path / "run.log").read_text()
     assert code == 0 and "Traceback" not in text, text
     assert "active" in text
+
+
+def test_runner_switches_turn_optional_nodes_off(rclpy_context):
+    """`aecf-ros run --no-debug-view` (like `debug_view:=false` at launch) starts the rest only."""
+    import argparse
+
+    from aecf_ros.nodes.runner import add_arguments, create_nodes
+
+    parser = argparse.ArgumentParser()
+    add_arguments(parser)
+    assert parser.parse_args(["--no-debug-view"]).no_debug_view is True
+    nodes = create_nodes(rclpy_context, without=["debug_view"])
+    try:
+        assert [n.get_name() for n in nodes] == [s.name for s in graph.NODES if not s.switch]
+    finally:
+        for n in nodes:
+            n.destroy_node()

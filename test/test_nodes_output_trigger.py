@@ -138,7 +138,6 @@ def test_burst_is_rate_limited(trig):
     print(f"\n{sent} camera embeddings in 1 s -> {n} predictions (max_output_rate_hz {MAX_RATE_HZ})")
     assert sent > 3 * MAX_RATE_HZ
     assert 0.3 * MAX_RATE_HZ <= n <= MAX_RATE_HZ + WATCHDOG_HZ + 2
-    s = d.diag.get("fusion_node: output")
     assert spin_until(d.executor, lambda: int(diag_values(d.diag["fusion_node: output"]).get(
         "output.rate_limited", 0)) > 0, 2.0)
     v = diag_values(d.diag["fusion_node: output"])

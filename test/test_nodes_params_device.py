@@ -8,7 +8,7 @@ import time
 
 import pytest
 
-from test_nodes_support import NodeProcess, diag_values, make_model_file, spin_until
+from test_nodes_support import NodeProcess, make_model_file, spin_until
 
 pytestmark = [pytest.mark.ros]
 

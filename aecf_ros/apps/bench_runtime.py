@@ -109,7 +109,7 @@ def bench_latency(seconds: float, publish_rate_hz: float, device: str) -> dict |
     with RosSession() as ros:
         nodes = [ros.add_node(n) for n in create_nodes(
             ros.context, device=device, model_path=str(model_path),
-            only=[s.name for s in graph.NODES if not s.switch],  # the measured pipeline, no debug view
+            without=[s.switch for s in graph.NODES if s.switch],  # the measured pipeline, no debug view
             extra_parameters={"fusion_node": {"publish_rate_hz": float(publish_rate_hz)}})]
         for n in nodes:
             if not ros.bring_up(n):

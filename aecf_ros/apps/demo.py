@@ -190,7 +190,6 @@ def run(args: argparse.Namespace) -> int:
 
     import rclpy
 
-    from aecf_ros.data.classes import CLASS_NAMES
     from aecf_ros.data.scenes import generate_scene
     from aecf_ros.msg import FusedPrediction
     from aecf_ros.nodes.discovery import wait_for_discovery

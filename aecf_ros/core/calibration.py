@@ -120,7 +120,6 @@ def expected_calibration_error(probs, labels, n_bins: int = 15) -> float:
     """
     p, y = _probs_labels(probs, labels, n_bins)
     idx = _bin_index(p, n_bins)
-    counts = torch.bincount(idx, minlength=n_bins).double()
     prob_sum = torch.bincount(idx, weights=p, minlength=n_bins)
     pos_sum = torch.bincount(idx, weights=y, minlength=n_bins)
     return float((prob_sum - pos_sum).abs().sum() / p.numel())

@@ -31,9 +31,8 @@ from sensor_msgs.msg import CompressedImage, Image
 
 from aecf_ros import graph
 from aecf_ros.msg import FusedPrediction
-from aecf_ros.nodes.compat import add_pre_set_parameters_callback
 from aecf_ros.nodes.diagnostics import OK, WARN, diag_status, status_name
-from aecf_ros.nodes.parameters import ParameterValidator, declare_from_specs, int_to_float
+from aecf_ros.nodes.parameters import install_parameters
 from aecf_ros.nodes.qos import keep_last_qos, qos_from_params
 from aecf_ros.nodes.session import run_node
 from aecf_ros.runtime.conversions import ConversionError, compressed_msg_to_rgb, image_msg_to_rgb
@@ -46,9 +45,7 @@ class DebugViewNode(LifecycleNode):
     def __init__(self, node_name: Optional[str] = None, **kwargs):
         super().__init__(node_name or self.NODE_NAME, **kwargs)
         spec = graph.node_spec(self.NODE_NAME)
-        declare_from_specs(self, spec.parameters)
-        self.add_on_set_parameters_callback(ParameterValidator(self, spec.parameters))
-        add_pre_set_parameters_callback(self, int_to_float(spec.parameters))
+        install_parameters(self, spec.parameters)
         self.counters: collections.Counter[str] = collections.Counter()
         self._pub = None
         self._watch_timer = None

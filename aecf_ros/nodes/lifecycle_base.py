@@ -14,9 +14,8 @@ from diagnostic_msgs.msg import DiagnosticArray
 from rclpy.lifecycle import LifecycleNode, LifecycleState, TransitionCallbackReturn
 
 from aecf_ros import graph
-from aecf_ros.nodes.compat import add_post_set_parameters_callback, add_pre_set_parameters_callback
 from aecf_ros.nodes.model_loading import load_model_from_params
-from aecf_ros.nodes.parameters import ParameterValidator, declare_from_specs, int_to_float
+from aecf_ros.nodes.parameters import install_parameters
 from aecf_ros.runtime.drop_log import PerReasonThrottle
 
 #: at most one log line per drop reason per this many seconds (all drops are counted)
@@ -29,10 +28,7 @@ class ModelLifecycleNode(LifecycleNode):
     def __init__(self, spec: graph.NodeSpec, node_name: Optional[str] = None,
                  extra_check: Optional[Callable[[dict], Optional[str]]] = None, **kwargs):
         super().__init__(node_name or spec.name, **kwargs)
-        declare_from_specs(self, spec.parameters)
-        self.add_on_set_parameters_callback(ParameterValidator(self, spec.parameters, extra_check))
-        add_post_set_parameters_callback(self, self._on_params_set)  # Humble lacks the rclpy method
-        add_pre_set_parameters_callback(self, int_to_float(spec.parameters))
+        install_parameters(self, spec.parameters, extra_check, on_set=self._on_params_set)
         self.model = None
         self.warm_up_s: Optional[float] = None
         self._pub = None  # the lifecycle publisher of the node's output

@@ -13,6 +13,22 @@ from aecf_ros.graph import ParamSpec
 DEVICE_CHOICES = ("auto", "cpu", "cuda")
 
 
+def install_parameters(node, specs: Sequence[ParamSpec],
+                       extra_check: Optional[Callable[[dict], Optional[str]]] = None,
+                       on_set: Optional[Callable[[list], None]] = None) -> None:
+    """Declare ``specs`` on ``node`` and install their checks: the validator (choices, ranges,
+    ``extra_check`` over the candidate values), ``on_set(params)`` after a change, and integers
+    accepted for float parameters. Humble's rclpy lacks the pre/post-set hooks:
+    :mod:`aecf_ros.nodes.compat` supplies them."""
+    from aecf_ros.nodes.compat import add_post_set_parameters_callback, add_pre_set_parameters_callback
+
+    declare_from_specs(node, specs)
+    node.add_on_set_parameters_callback(ParameterValidator(node, specs, extra_check))
+    if on_set is not None:
+        add_post_set_parameters_callback(node, on_set)
+    add_pre_set_parameters_callback(node, int_to_float(specs))  # (after the post-set hook: compat's order)
+
+
 def declare_from_specs(node, specs: Iterable[ParamSpec]) -> None:
     """Declare each parameter with a descriptor (description, range) from graph.py."""
     for spec in specs:

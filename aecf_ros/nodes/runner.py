@@ -51,14 +51,15 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 def create_nodes(context, params_files: Sequence[Path] = (), use_sim_time: bool = False,
                  device: Optional[str] = None, model_path: Optional[str] = None, namespace: str = "",
                  topics: Optional[dict] = None, only: Optional[Sequence[str]] = None,
-                 extra_parameters: Optional[dict] = None) -> list:
-    """Instantiate the graph's nodes (unconfigured) in ``context``. ``extra_parameters``:
-    ``{node_name: {param: value}}`` applied over everything else (tests, demo)."""
+                 extra_parameters: Optional[dict] = None, without: Sequence[str] = ()) -> list:
+    """Instantiate the graph's nodes (unconfigured) in ``context``: all, or ``only`` these, less
+    the ``without`` switches (``debug_view``). ``extra_parameters``: ``{node_name: {param: value}}``
+    applied over everything else (tests, demo)."""
     import importlib
 
     from rclpy.parameter import Parameter
 
-    specs = [s for s in graph.NODES if not only or s.name in only]
+    specs = [s for s in graph.NODES if (not only or s.name in only) and not (s.switch and s.switch in without)]
     unknown = set(only or ()) - {s.name for s in graph.NODES}
     if unknown:
         raise ValueError(f"unknown node(s) {sorted(unknown)}; graph has {[s.name for s in graph.NODES]}")
@@ -93,13 +94,11 @@ def run(args: argparse.Namespace) -> int:
             print(f"aecf-ros run: params file not found: {params_file}", file=sys.stderr)
             return 2
     topics = {k: getattr(args, k) for k in graph.TOPIC_ARGUMENTS}
-    only = [s.name for s in graph.NODES if (not args.only or s.name in args.only)
-            and not (s.switch and getattr(args, "no_" + s.switch, False))]
-    unknown = set(args.only or ()) - {s.name for s in graph.NODES}
+    without = [s.switch for s in graph.NODES if s.switch and getattr(args, "no_" + s.switch, False)]
     with RosSession() as ros:
         nodes = [ros.add_node(node) for node in create_nodes(
             ros.context, params_files, args.use_sim_time, args.device, args.model_path, args.namespace,
-            topics, only + sorted(unknown))]
+            topics, args.only, without=without)]
         for node in nodes:
             if node.get_parameter("autostart").value and not ros.bring_up(node):
                 print(f"aecf-ros run: {node.get_name()} failed to start (see its log above)", file=sys.stderr)

@@ -17,6 +17,8 @@ import itertools
 import warnings
 from typing import Mapping, Sequence
 
+import numpy as np
+
 __all__ = ["TraceMismatch", "TracedFusionStep"]
 
 
@@ -40,7 +42,8 @@ def _step_module(fusion, head, modalities: Sequence[str]):
 
 
 class TracedFusionStep:
-    """``step(embeddings, present) -> (logits[1, C], weights[1, M], entropy[1], present[1, M])``."""
+    """``step(embeddings, present) -> (logits[1, C], weights[M], entropy)``: the call of
+    :class:`~aecf_ros.runtime.gpu_step.CudaFusionStep`, so the engine treats both alike."""
 
     #: largest |traced - eager| accepted on the check (float32 rounding)
     TOLERANCE = 1e-5
@@ -49,6 +52,7 @@ class TracedFusionStep:
         import torch
 
         self.modalities = list(modalities)
+        self._absent = {m: torch.zeros(1, int(dims[m])) for m in self.modalities}
         self._eager = _step_module(fusion, head, self.modalities)
         gen = torch.Generator().manual_seed(seed)
         example = [torch.randn(1, int(dims[m]), generator=gen) for m in self.modalities]
@@ -73,6 +77,13 @@ class TracedFusionStep:
                             not a.is_floating_point() and not torch.equal(a, b)):
                         raise TraceMismatch(f"the trace differs from the module for presence {pattern}")
 
-    def __call__(self, embeddings: Mapping[str, "object"], present):
-        """``embeddings[m]``: Tensor[1, D_m] (zeros where absent); ``present``: BoolTensor[1, M]."""
-        return self._traced(present, *[embeddings[m] for m in self.modalities])
+    def __call__(self, embeddings: Mapping[str, "np.ndarray | None"], present: Sequence[bool]):
+        """``(logits float32[1, C], weights float32 numpy [M], entropy float)``; ``embeddings[m]``
+        float32[D_m] or None where absent."""
+        import torch
+
+        rows = [self._absent[m] if embeddings.get(m) is None else
+                torch.from_numpy(np.asarray(embeddings[m], dtype=np.float32)).unsqueeze(0) for m in self.modalities]
+        with torch.inference_mode():
+            logits, weights, entropy, _ = self._traced(torch.tensor([list(present)], dtype=torch.bool), *rows)
+        return logits, weights[0].numpy(), float(entropy[0])

@@ -364,27 +364,21 @@ class FusionEngine:
     def _predict(self, now: float, present: list[bool]) -> FusionPrediction:
         import torch
 
-        if self._absent_rows is None:
-            self._absent_rows = {m: torch.zeros(1, d) for m, d in self.embedding_dims.items()}
-        # present_at() only reports a modality present once it holds an embedding
-        embeddings = {m: torch.from_numpy(self._embeddings[m]).unsqueeze(0) if p else self._absent_rows[m]
-                      for m, p in zip(self.modalities, present)}
         mask = torch.tensor([present], dtype=torch.bool)
         t0 = time.perf_counter()
-        if self._cuda_step is not None:
-            logits, weights, entropy = self._cuda_step(
+        step = self._cuda_step if self._cuda_step is not None else self._cpu_step
+        if step is not None:  # fusion + head from the CUDA graph or the CPU trace; calibration here
+            # (present_at() only reports a modality present once it holds an embedding)
+            logits, weights, entropy = step(
                 {m: self._embeddings[m] if p else None for m, p in zip(self.modalities, present)}, present)
             with torch.inference_mode():
                 probs = torch.sigmoid(self.model.calibrator(logits, mask.to(logits.device), None))
             scores = probs[0].float().cpu().numpy()
-        elif self._cpu_step is not None:
-            with torch.inference_mode():
-                logits, w, ent, used = self._cpu_step(embeddings, mask)
-                probs = torch.sigmoid(self.model.calibrator(logits, used, None))
-            scores = probs[0].float().numpy()
-            weights = w[0].float().numpy()
-            entropy = float(ent[0])
         else:
+            if self._absent_rows is None:
+                self._absent_rows = {m: torch.zeros(1, d) for m, d in self.embedding_dims.items()}
+            embeddings = {m: torch.from_numpy(self._embeddings[m]).unsqueeze(0) if p else self._absent_rows[m]
+                          for m, p in zip(self.modalities, present)}
             with torch.inference_mode():
                 probs, fusion_out = self.model.predict(embeddings, mask)
             scores = probs[0].detach().float().cpu().numpy()

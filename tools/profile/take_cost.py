@@ -1,6 +1,6 @@
 """CPU per camera frame spent taking + converting a 640x480 rgb8 Image (no encoding) in a subscriber
 process (all its threads: the middleware's receive path included). Run beside pub_camera.py."""
-import sys, time, resource, numpy as np, rclpy
+import sys, time, rclpy
 from rclpy.executors import SingleThreadedExecutor
 from rclpy.node import Node
 from sensor_msgs.msg import Image
