@@ -243,3 +243,59 @@ def test_evaluate_bag_failed_encoding_is_counted_and_never_fused_as_zeros(bags):
     assert doc["input_drops"]["lidar"].get("non_finite_embedding", 0) > 0
     assert doc["timeline"] and not any(t["present"]["lidar"] for t in doc["timeline"])
     assert any(t["present"]["camera"] for t in doc["timeline"])
+
+
+def _damaged_copy(src, dst, change):
+    """``src`` rewritten to ``dst`` with ``change(topic, msgtype, index, raw) -> raw`` applied to
+    every message (index counts per topic)."""
+    from rosbags.rosbag2 import Reader, Writer
+
+    from aecf_ros.bag.bag_io import typestore
+
+    store, seen = typestore(), {}
+    with Reader(src) as reader, Writer(dst, version=9) as writer:
+        conns = {c.id: writer.add_connection(c.topic, c.msgtype, typestore=store) for c in reader.connections}
+        for conn, t, raw in reader.messages():
+            i = seen[conn.topic] = seen.get(conn.topic, -1) + 1
+            writer.write(conns[conn.id], t, change(conn.topic, conn.msgtype, i, bytes(raw)))
+
+
+def test_evaluate_bag_counts_bad_stamps_like_the_live_nodes(tmp_path, bags):
+    """Issue 18 item 1: a camera image with a negative header.stamp.sec (or nanosec >= 1e9) is a
+    counted ``bad_stamp`` drop offline too (live: test_reliability_catalogue), and the run finishes."""
+    from rclpy.serialization import serialize_message
+
+    from aecf_ros.apps.evaluate_bag import evaluate_bag, load_model_for_eval, report
+    from aecf_ros.runtime.drop_plan import build_plan
+
+    def restamp(topic, msgtype, i, raw):
+        if topic != T.CAMERA_TOPIC or i % 3:
+            return raw
+        msg = deserialize(raw, msgtype)
+        msg.header.stamp.sec, msg.header.stamp.nanosec = (-3, 0) if i % 2 else (msg.header.stamp.sec, 1_200_000_000)
+        return serialize_message(msg)
+
+    damaged = tmp_path / "bad_stamps"
+    _damaged_copy(bags["sqlite3"], damaged, restamp)
+    model, name = load_model_for_eval("untrained", log=lambda *_: None)
+    doc = report(evaluate_bag(damaged, build_plan(), model, name, log=lambda *_: None))
+    assert doc["input_drops"]["camera"].get("bad_stamp") == 10  # frames 0, 3, ..., 27 of 30
+    assert "stamp_behind" not in doc["input_drops"]["camera"]
+    assert any(t["present"]["camera"] for t in doc["timeline"])
+
+
+def test_evaluate_bag_skips_torn_messages_counts_them_and_finishes(tmp_path, bags):
+    """Issue 18 item 3: a message that cannot be deserialized (a torn write) is skipped and counted
+    per topic; the report is still written (it used to stop the whole evaluation)."""
+    def tear(topic, msgtype, i, raw):
+        return raw[:9] if topic == T.LIDAR_TOPIC and i in (2, 7) else raw
+
+    damaged = tmp_path / "torn"
+    _damaged_copy(bags["sqlite3"], damaged, tear)
+    out_json = tmp_path / "torn.json"
+    proc = _cli("evaluate-bag", damaged, "--model", "untrained", "--json", out_json)
+    assert proc.returncode == 0, proc.stderr
+    doc = json.loads(out_json.read_text())
+    assert doc["undeserializable"] == {T.LIDAR_TOPIC: 2} and doc["truncated"] == ""
+    assert f"skipped 2 message(s) on {T.LIDAR_TOPIC}" in proc.stdout
+    assert doc["overall"]["presence"]["lidar"] > 0.5  # the other 13 clouds are fused

@@ -236,6 +236,17 @@ def _sensor_catalogue():
     def nan_cloud(m):
         m.data = np.full(len(m.data) // 4, np.nan, np.float32).tobytes()
 
+    def stamped(build, sec, nanosec=0):
+        """Issue 18 item 1: a driver with a broken clock (int32 sec < 0, nanosec not normalised)."""
+        def restamp(scene):
+            m = build(scene)
+            m.header.stamp.sec, m.header.stamp.nanosec = sec, nanosec
+            return m
+        return restamp
+
+    def png_msg(scene):
+        return CompressedImage(format="png", data=_png(scene.image))
+
     return [
         ("image_yuv422", "image", "camera", img(encoding="yuv422"), "unsupported_encoding"),
         ("image_truncated", "image", "camera", img(data=lambda m: bytes(m.data)[:len(m.data) // 2]), "truncated"),
@@ -268,6 +279,10 @@ def _sensor_catalogue():
         ("cloud_row_step_too_small", "points", "lidar", cloud(lambda m: setattr(m, "row_step", 4)), "bad_dimensions"),
         ("cloud_truncated", "points", "lidar", cloud(lambda m: setattr(m, "data", bytes(m.data)[:-7])), "truncated"),
         ("cloud_all_nan", "points", "lidar", cloud(nan_cloud), "no_points"),
+        ("image_stamp_sec_negative", "image", "camera", stamped(img(), -5), "bad_stamp"),
+        ("image_stamp_nanosec_1e9", "image", "camera", stamped(img(), 10, 1_500_000_000), "bad_stamp"),
+        ("compressed_stamp_sec_negative", "compressed", "camera", stamped(png_msg, -1, 5), "bad_stamp"),
+        ("cloud_stamp_sec_negative", "points", "lidar", stamped(cloud(lambda m: None), -2_000_000_000), "bad_stamp"),
         ("text_empty", "text", "text", lambda s: String(data=""), "empty_text"),
         ("text_whitespace", "text", "text", lambda s: String(data=" \t\n "), "empty_text"),
     ]
@@ -278,7 +293,9 @@ SENSOR_IDS = ["image_yuv422", "image_truncated", "image_step_too_small", "image_
               "compressed_bmp_as_png", "compressed_png_truncated", "compressed_png_bomb_16000x16000",
               "compressed_jpeg_bomb_16000x16000", "cloud_no_z", "cloud_two_x_fields", "cloud_x_count_0",
               "cloud_unknown_datatype", "cloud_x_uint16", "cloud_offset_outside_point",
-              "cloud_row_step_too_small", "cloud_truncated", "cloud_all_nan", "text_empty", "text_whitespace"]
+              "cloud_row_step_too_small", "cloud_truncated", "cloud_all_nan", "image_stamp_sec_negative",
+              "image_stamp_nanosec_1e9", "compressed_stamp_sec_negative", "cloud_stamp_sec_negative",
+              "text_empty", "text_whitespace"]
 
 
 def test_sensor_catalogue_ids_match():
@@ -330,12 +347,20 @@ def _embedding_catalogue(d):
         ("text_on_camera_topic", "camera", _embedding(d, "camera", label="text"), "modality_mismatch"),
         ("stamped_60s_ahead", "lidar", _embedding(d, "lidar", stamp=_now(d) + 60.0), "stamp_in_future"),
         ("stamped_0", "lidar", _embedding(d, "lidar", stamp=0.0), "stamp_behind"),
+        # issue 18 item 1: these raised ValueError in rclpy's Time.from_msg and ended the node's spin
+        ("stamp_sec_negative", "camera", _restamp(_embedding(d, "camera"), -5, 0), "bad_stamp"),
+        ("stamp_nanosec_1e9", "lidar", _restamp(_embedding(d, "lidar"), 100, 1_000_000_000), "bad_stamp"),
     ]
+
+
+def _restamp(msg, sec, nanosec):
+    msg.header.stamp.sec, msg.header.stamp.nanosec = sec, nanosec
+    return msg
 
 
 EMBEDDING_IDS = ["wrong_dim", "empty", "nan", "inf", "one_element_1e30", "one_element_1e20", "text_1e30",
                  "all_minus_1e5", "float32_max", "other_encoder", "text_on_camera_topic", "stamped_60s_ahead",
-                 "stamped_0"]
+                 "stamped_0", "stamp_sec_negative", "stamp_nanosec_1e9"]
 
 
 @pytest.mark.parametrize("case_id", EMBEDDING_IDS)

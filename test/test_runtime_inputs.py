@@ -170,3 +170,29 @@ def test_failed_encoding_offline_behaves_like_live_previous_embedding_kept_until
         if f.scores is not None:
             np.testing.assert_allclose(f.scores, n.scores, rtol=1e-6, atol=1e-7)
             np.testing.assert_allclose(f.weights, n.weights, rtol=1e-6, atol=1e-7)
+
+
+@pytest.mark.parametrize("sec, nanosec, bad", [
+    (0, 0, False), (1_700_000_000, 999_999_999, False), (-1, 0, True), (-2_147_483_648, 0, True),
+    (5, 1_000_000_000, True), (5, 4_294_967_295, True), (5, -1, True), (1.5, 0, True), (None, 0, True)])
+def test_one_stamp_check_never_raises(sec, nanosec, bad):
+    """Issue 18 item 1: THE stamp check of every input; the seconds conversion never raises."""
+    from types import SimpleNamespace
+
+    from aecf_ros.nodes.stamps import stamp_to_sec as ros_stamp_to_sec
+    from aecf_ros.runtime.stamps import BAD_STAMP, stamp_problem
+
+    stamp = SimpleNamespace(sec=sec, nanosec=nanosec)
+    assert stamp_problem(stamp) == (BAD_STAMP if bad else None)
+    if isinstance(sec, int):
+        assert ros_stamp_to_sec(stamp) == pytest.approx(sec + nanosec * 1e-9)
+
+
+def test_bad_stamp_is_dropped_before_conversion():
+    from aecf_ros.sim.scene_msgs import image_msg
+
+    msg = image_msg(np.zeros((4, 4, 3), np.uint8), 1.0)
+    msg.header.stamp.sec = -7
+    with pytest.raises(ConversionError) as info:
+        prepare_input("camera", "sensor_msgs/msg/Image", msg, 0.0)
+    assert info.value.reason_code == "bad_stamp" and "-7" in info.value.message

@@ -115,6 +115,10 @@ class Evaluation:
     plan_counters: dict = field(default_factory=dict)
     has_truth: bool = False
     ground_truth_dropped: int = 0  # ground-truth messages that could not be read (logged)
+    #: topic -> messages that could not be deserialized (a torn write, zeroed bytes): skipped, counted
+    undeserializable: dict = field(default_factory=dict)
+    #: the reader's error when the bag file ends in damage (read up to it); '' = read to its end
+    truncated: str = ""
     wall_s: float = 0.0
 
 
@@ -219,12 +223,28 @@ def evaluate_bag(path: str | Path, plan: DropPlan, model, model_name: str = "mod
 
         wanted = list(topic_modality) + ([ground_truth_topic] if gt is not None else [])
         applier = PlanApplier(plan)
+        def readable(items):
+            """The bag's messages up to any damage of the file itself (a truncated recording is
+            evaluated up to where it breaks, and the report says so)."""
+            try:
+                yield from items
+            except BagError as exc:
+                result.truncated = str(exc)
+                log(f"warning: {exc}; evaluated up to the damage")
+
         with torch.inference_mode():
-            for item in planned_messages(bag.messages(wanted), plan, start_ns, applier):
+            for item in planned_messages(readable(bag.messages(wanted)), plan, start_ns, applier):
                 while next_tick < item.time_ns:
                     tick(next_tick)
                     next_tick += period_ns
-                msg = deserialize(item.data, item.msgtype)
+                try:
+                    msg = deserialize(item.data, item.msgtype)
+                except BagError as exc:  # one torn message: counted per topic, the bag goes on
+                    n = result.undeserializable.get(item.topic, 0) + 1
+                    result.undeserializable[item.topic] = n
+                    if n == 1:
+                        log(f"warning: {item.topic}: skipping messages that cannot be deserialized ({exc})")
+                    continue
                 if item.topic == ground_truth_topic:
                     try:
                         labels, scene = labels_from_ground_truth(msg, class_names)
@@ -308,6 +328,8 @@ def report(ev: Evaluation) -> dict:
         "duration_s": ev.duration_s,
         "has_ground_truth": ev.has_truth,
         "ground_truth_dropped": ev.ground_truth_dropped,
+        "undeserializable": dict(ev.undeserializable),
+        "truncated": ev.truncated,
         "overall": _phase_metrics(ev.ticks, ev.modalities, threshold, ev.has_truth),
         "phases": phases,
         "plan_counters": ev.plan_counters,
@@ -454,6 +476,14 @@ def run(args) -> int:
         if ev.has_truth:
             line += f" {_fmt(ph.get('macro_map'))} {_fmt(ph.get('micro_f1'))}"
         print(line)
+    for topic, n in sorted(ev.undeserializable.items()):
+        print(f"  skipped {n} message(s) on {topic} that cannot be deserialized")
+    if ev.truncated:
+        print(f"  bag damaged: evaluated up to the damage ({ev.truncated})")
+    for m in ev.modalities:
+        dropped = {r: n for r, n in ev.input_drops.get(m, {}).items() if n}
+        if dropped:
+            print(f"  {m} inputs dropped: " + ", ".join(f"{r} {n}" for r, n in sorted(dropped.items())))
     if args.json_out:
         print(f"  report: {args.json_out}")
     if args.plot:

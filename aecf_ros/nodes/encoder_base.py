@@ -51,6 +51,7 @@ from aecf_ros.nodes.message_types import message_class
 from aecf_ros.runtime.input_limits import InputLimits
 from aecf_ros.runtime.inputs import MODALITY_INPUTS, InputKind, encode_input
 from aecf_ros.runtime.rate_monitor import RateMonitor, RateState
+from aecf_ros.runtime.stamps import stamp_problem, stamp_to_sec
 from aecf_ros.runtime.stream_monitor import StreamMonitor, StreamState
 
 
@@ -147,7 +148,8 @@ class EncoderNode(ModelLifecycleNode):
         self.monitor.feed(arrival, arrival)
         self._check_input(receive_time, previous_arrival)
         header = getattr(msg, "header", None) if kind.stamp_from_header else None
-        stamp = (float(header.stamp.sec) + float(header.stamp.nanosec) * 1e-9) if header is not None else None
+        # a bad stamp is dropped by encode_input (bad_stamp); it never reaches the stamp-gap estimate
+        stamp = stamp_to_sec(header.stamp) if header is not None and not stamp_problem(header.stamp) else None
         self.rate.record(receive_time, stamp)
         result = encode_input(self.model, self.MODALITY, kind.msgtype, msg, receive_time, self.limits)
         for note in result.notes:

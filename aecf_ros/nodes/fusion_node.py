@@ -42,6 +42,7 @@ from aecf_ros.nodes.session import run_node
 from aecf_ros.nodes.stamps import now_sec, sec_to_stamp, stamp_to_sec
 from aecf_ros.nodes.lifecycle_base import ModelLifecycleNode
 from aecf_ros.runtime.fusion_engine import FusionEngine, FusionPrediction, FusionSettings, NoOutput
+from aecf_ros.runtime.stamps import BAD_STAMP, stamp_problem
 from aecf_ros.runtime.output_gate import OutputGate, validate_trigger
 from aecf_ros.runtime.stream_monitor import StreamState
 
@@ -160,6 +161,9 @@ class FusionNode(ModelLifecycleNode):
         if modality != topic_modality:
             self.engine.count_drop(topic_modality, "modality_mismatch")
             reason = "modality_mismatch"
+        elif stamp_problem(msg.header.stamp):  # a broken clock upstream: counted, never raised
+            reason = BAD_STAMP
+            self.engine.count_drop(topic_modality, reason)
         else:
             # float64: the engine judges the values before any float32 overflow hides them
             reason = self.engine.submit(modality, np.asarray(msg.embedding, dtype=np.float64),

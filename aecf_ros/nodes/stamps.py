@@ -6,10 +6,15 @@ from __future__ import annotations
 
 from rclpy.time import Time
 
+from aecf_ros.runtime.stamps import stamp_to_sec as runtime_stamp_to_sec
+
 
 def stamp_to_sec(stamp) -> float:
-    """Seconds of a ``builtin_interfaces/Time`` message."""
-    return Time.from_msg(stamp).nanoseconds * 1e-9
+    """Seconds of a ``builtin_interfaces/Time`` message. Never raises: ``Time.from_msg`` raises
+    ``ValueError`` on a negative ``sec`` (which int32 allows), and a raise in a subscription
+    callback ends the node's spin. Invalid stamps are dropped as ``bad_stamp`` by
+    :func:`aecf_ros.runtime.stamps.stamp_problem` before this is reached."""
+    return runtime_stamp_to_sec(stamp)
 
 
 def sec_to_stamp(seconds: float):

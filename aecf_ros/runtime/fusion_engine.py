@@ -40,7 +40,7 @@ __all__ = [
 
 # reasons an embedding is rejected (counted per modality; unknown_modality engine-wide)
 DROP_REASONS = ("unknown_modality", "wrong_dim", "non_finite", "out_of_range", "encoder_id_mismatch",
-                "non_finite_stamp", "stamp_in_future", "out_of_order", "stamp_behind")
+                "non_finite_stamp", "bad_stamp", "stamp_in_future", "out_of_order", "stamp_behind")
 
 # Embeddings with any |value| above ``max_abs_embedding`` (default ``aecf_ros.core.INPUT_ABS_LIMIT``)
 # are dropped (``out_of_range``): the bound below which the fusion is exact in its compute dtype,

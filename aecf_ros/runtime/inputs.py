@@ -19,7 +19,7 @@ from typing import Any, Callable, Mapping, Optional
 
 import numpy as np
 
-from aecf_ros.runtime.stamps import stamp_to_sec
+from aecf_ros.runtime.stamps import stamp_problem, stamp_to_sec
 from aecf_ros.runtime.conversions import (
     ConversionError, compressed_msg_to_rgb, image_msg_to_rgb, pointcloud_msg_to_xyzi,
 )
@@ -113,6 +113,13 @@ def prepare_input(modality: str, msgtype: str, msg: Any, receive_time: float,
     message) to drop it."""
     spec = MODALITY_INPUTS[modality]
     kind = spec.kind(msgtype)
+    if kind.stamp_from_header:  # before any conversion work: a broken clock is no evidence
+        header = getattr(msg, "header", None)
+        reason = stamp_problem(getattr(header, "stamp", None))
+        if reason:
+            raise ConversionError(reason, f"header stamp is not a valid ROS time "
+                                          f"({getattr(getattr(header, 'stamp', None), 'sec', '?')} s, "
+                                          f"{getattr(getattr(header, 'stamp', None), 'nanosec', '?')} ns)")
     raw = kind.convert(msg, limits)
     reason = spec.check_raw(raw)
     if reason:
