@@ -65,6 +65,7 @@ def model_payload(model: PerceptionModel, extra: Mapping | None = None) -> dict:
         "encoder_ids": model.refresh_encoder_ids(),
         "encoder_files": files,
         "embedding_dims": dict(model.embedding_dims),
+        "sensors": model.sensors_record(),
         "metadata": _plain(dict(extra or {})),
     }
 
@@ -194,8 +195,8 @@ def load_model(path: str | os.PathLike | None = None, device: str | torch.device
         # saved before AECF had learned missing-modality tokens (the shipped default.pt among
         # them): it was trained without them, so it is rebuilt without them
         config["fusion"] = {**dict(fusion_cfg), "presence_tokens": False}
-    skipped = _skipped_encoders(payload, config, parts)
-    files = {m: r for m, r in (payload.get("encoder_files") or {}).items() if m not in skipped}
+    skipped, skipped_families = _skipped_encoders(payload, config, parts)
+    files = {m: r for m, r in (payload.get("encoder_files") or {}).items() if m not in skipped_families}
     encoder_paths = dict(encoder_paths or {})
     unknown = set(encoder_paths) - set(files)
     if unknown:
@@ -228,35 +229,46 @@ def load_model(path: str | os.PathLike | None = None, device: str | torch.device
     model.to(dev)
     ids = model.refresh_encoder_ids()
     saved = payload.get("encoder_ids") or {}
-    for m in ("camera", "lidar"):
-        if m in files and m in ids and saved.get(m) != ids[m]:
-            raise ModelLoadError(f"{path}: the {m} encoder built from {config[m]['path']} has id "
+    for m in (m for m in ids if model.sensor_families.get(m) in ("camera", "lidar")):
+        family = model.sensor_families[m]
+        if family in files and saved.get(m) != ids[m]:
+            raise ModelLoadError(f"{path}: the {m} encoder built from {config[family]['path']} has id "
                                  f"{ids[m]}, the bundle recorded {saved.get(m)} (file changed "
                                  f"while loading, or different input size)")
         elif m in saved and m in ids and saved[m] != ids[m]:
             raise ModelLoadError(f"{path} is corrupt: {m} weights hash {ids[m]} differs from the "
                                  f"recorded {saved[m]}")
-    if "text" in saved and "text" in ids and saved["text"] != ids["text"]:
-        raise ModelLoadError(f"{path} was trained with text encoder {saved['text']} but this "
-                             f"machine builds {ids['text']}; its embeddings would not match")
+    for m in (m for m in ids if model.sensor_families.get(m) == "text"):
+        if m in saved and saved[m] != ids[m]:
+            raise ModelLoadError(f"{path} was trained with text encoder {saved[m]} but this "
+                                 f"machine builds {ids[m]}; its embeddings would not match")
     if skipped:
         model._encoder_ids = {**{m: saved[m] for m in skipped if m in saved}, **ids}
     return model
 
 
-def _skipped_encoders(payload: Mapping, config: dict, parts: Iterable[str] | None) -> list[str]:
-    """Modalities whose encoder is not built (``config[m] = None``, width from ``embedding_dims``)."""
+def _skipped_encoders(payload: Mapping, config: dict, parts: Iterable[str] | None) -> tuple[list[str], list[str]]:
+    """Modalities (sensor names) whose encoder is not built and the encoder families left out
+    (``config[family] = None``; the sensors' widths from ``embedding_dims``). A family is built
+    when any wanted sensor uses it (two cameras share one CNN)."""
     if parts is None:
-        return []
+        return [], []
+    from aecf_ros.model.perception import FAMILIES
+
     wanted = set(parts)
     dims = dict(payload.get("embedding_dims") or {})
-    skipped = []
-    for m in list(config.get("modalities") or payload.get("modalities") or ()):
-        if m in wanted or config.get(m) is None:
+    modalities = list(config.get("modalities") or payload.get("modalities") or ())
+    families = dict(config.get("sensor_families") or {})
+    family_of = {m: families.get(m, m if m in FAMILIES else None) for m in modalities}
+    skipped, skipped_families = [], []
+    for f in FAMILIES:
+        users = [m for m in modalities if family_of[m] == f]
+        if not users or config.get(f) is None or any(m in wanted for m in users):
             continue
-        if m not in dims:  # an old bundle without recorded widths: build it after all
+        if any(m not in dims for m in users):  # an old bundle without recorded widths: build it after all
             continue
-        config[m] = None
-        config["input_dims"] = {**dict(config.get("input_dims") or {}), m: int(dims[m])}
-        skipped.append(m)
-    return skipped
+        config[f] = None
+        config["input_dims"] = {**dict(config.get("input_dims") or {}), **{m: int(dims[m]) for m in users}}
+        skipped += users
+        skipped_families.append(f)
+    return skipped, skipped_families

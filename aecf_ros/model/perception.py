@@ -17,6 +17,9 @@ from aecf_ros.model.factories import (build_camera_encoder, build_fusion_from_co
                                       build_lidar_encoder, build_text_encoder)
 from aecf_ros.model.ids import _arch_id, _out_dim, _state_hash, is_file_backed
 
+#: the encoder families a model can hold (one module each, shared by the sensors of the family)
+FAMILIES = ("camera", "lidar", "text")
+
 
 @contextlib.contextmanager
 def _eval_mode(module: nn.Module) -> Iterator[None]:
@@ -59,22 +62,33 @@ class PerceptionModel(nn.Module):
         # models, e.g. trained on a user .npz feature file); its width then comes from
         # config["input_dims"].
         input_dims = dict(self.config.get("input_dims") or {})
-        has = {m: m in ("camera", "lidar", "text") and self.config.get(m) is not None
-               for m in self.modalities}
-        self.camera_encoder = build_camera_encoder(self.config["camera"]) if has.get("camera") else None
-        self.lidar_encoder = build_lidar_encoder(self.config["lidar"]) if has.get("lidar") else None
-        text = build_text_encoder(self.config["text"]) if has.get("text") else None
+        # sensor name -> the encoder family that encodes it (``camera`` CNN, ``lidar`` PointNet,
+        # ``text``; None: embeddings arrive ready). Sensors of one family share its encoder's
+        # weights (two cameras, one CNN). Default: the package's own camera/lidar/text names.
+        families = dict(self.config.get("sensor_families") or {})
+        self.sensor_families: dict[str, str | None] = {
+            m: families.get(m, m if m in FAMILIES else None) for m in self.modalities}
+        unknown = {f for f in self.sensor_families.values() if f is not None and f not in FAMILIES}
+        if unknown:
+            raise ValueError(f"unknown encoder famil{'y' if len(unknown) == 1 else 'ies'} {sorted(unknown)} "
+                             f"(known: {', '.join(FAMILIES)})")
+        self.config["sensor_families"] = dict(self.sensor_families)
+        used = set(self.sensor_families.values())
+        has = {f: f in used and self.config.get(f) is not None for f in FAMILIES}
+        self.camera_encoder = build_camera_encoder(self.config["camera"]) if has["camera"] else None
+        self.lidar_encoder = build_lidar_encoder(self.config["lidar"]) if has["lidar"] else None
+        text = build_text_encoder(self.config["text"]) if has["text"] else None
         if text is not None:
             for p in text.parameters():
                 p.requires_grad_(False)
             text.eval()
         # kept out of state_dict()/parameters(): frozen, recreated from its name on load
         object.__setattr__(self, "_text_encoder", text)
-        encoders = {"camera": self.camera_encoder, "lidar": self.lidar_encoder, "text": text}
         self.embedding_dims: dict[str, int] = {}
         for m in self.modalities:
-            if encoders.get(m) is not None:
-                self.embedding_dims[m] = _out_dim(encoders[m])
+            enc = self.family_encoders().get(self.sensor_families[m])
+            if enc is not None:
+                self.embedding_dims[m] = _out_dim(enc)
             elif m in input_dims:
                 self.embedding_dims[m] = int(input_dims[m])
             else:
@@ -140,7 +154,7 @@ class PerceptionModel(nn.Module):
         """
         ids = {}
         for m, enc in self.encoders().items():
-            if m == "text":
+            if self.sensor_families[m] == "text":
                 ids[m] = _arch_id(enc, with_hash=True)
             elif is_file_backed(enc):
                 ids[m] = f"{_arch_id(enc)}@{enc.sha256}"
@@ -150,20 +164,38 @@ class PerceptionModel(nn.Module):
         return dict(self._encoder_ids)
 
     def encoder_files(self) -> dict[str, dict]:
-        """``{modality: {"path": absolute path, "sha256": hex}}`` of the file-backed encoders."""
-        return {m: {"path": str(enc.path), "sha256": str(enc.sha256)}
-                for m, enc in self.encoders().items() if is_file_backed(enc)}
+        """``{family: {"path": absolute path, "sha256": hex}}`` of the file-backed encoders."""
+        return {f: {"path": str(enc.path), "sha256": str(enc.sha256)}
+                for f, enc in self.family_encoders().items() if is_file_backed(enc)}
 
-    def encoders(self) -> dict[str, nn.Module]:
-        """The modalities that have an encoder in this model -> encoder module."""
+    def family_encoders(self) -> dict[str, nn.Module]:
+        """Encoder family (``camera`` / ``lidar`` / ``text``) -> its module, for those built."""
         all_enc = {"camera": self.camera_encoder, "lidar": self.lidar_encoder,
                    "text": self._text_encoder}
-        return {m: e for m, e in all_enc.items() if e is not None and m in self.modalities}
+        return {f: e for f, e in all_enc.items() if e is not None}
 
-    def _need(self, modality: str) -> nn.Module:
-        enc = self.encoders().get(modality)
+    def encoders(self) -> dict[str, nn.Module]:
+        """The modalities (sensor names) that have an encoder in this model -> encoder module
+        (sensors of one family map to the same module)."""
+        fam = self.family_encoders()
+        return {m: fam[f] for m, f in self.sensor_families.items() if f in fam}
+
+    def sensors_record(self) -> list[dict]:
+        """What the bundle records of its sensors: name, encoder family, encoder id, and which
+        sensors share that encoder's weights."""
+        ids = self.encoder_ids
+        out = []
+        for m in self.modalities:
+            f = self.sensor_families[m]
+            out.append({"name": m, "family": f, "encoder_id": ids.get(m, ""),
+                        "shares_encoder_with": [o for o in self.modalities
+                                                if o != m and f is not None and self.sensor_families[o] == f]})
+        return out
+
+    def _need(self, family: str) -> nn.Module:
+        enc = self.family_encoders().get(family)
         if enc is None:
-            raise RuntimeError(f"this model has no {modality} encoder (embedding-only model for "
+            raise RuntimeError(f"this model has no {family} encoder (embedding-only model for "
                                f"modalities {list(self.modalities)})")
         return enc
 
@@ -213,7 +245,12 @@ class PerceptionModel(nn.Module):
         return out[0].to(self.device, torch.float32)
 
     def encode(self, modality: str, raw) -> Tensor:
-        return getattr(self, f"encode_{modality}")(raw)
+        """Embedding of one sensor's raw input, by the encoder of that sensor's family."""
+        family = self.sensor_families.get(modality)
+        if family is None:
+            raise RuntimeError(f"this model encodes no {modality!r} input (sensors with encoders: "
+                               f"{sorted(self.encoders())})")
+        return getattr(self, f"encode_{family}")(raw)
 
     # -- fusion + head ---------------------------------------------------------------------
     def forward(self, embeddings: Mapping[str, Tensor], present: Tensor, **fusion_kwargs):
