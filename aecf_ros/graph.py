@@ -185,14 +185,21 @@ def _expected_rate(modality: str, name: str = "expected_rate_hz") -> ParamSpec:
                      f"0 = not monitored", range=(0.0, 1000.0))
 
 
+def _sensor(family: str) -> ParamSpec:
+    return ParamSpec("sensor", family,
+                     f"the declared sensor this {family} encoder encodes (the params file's 'sensors' list; "
+                     f"names aecf/embedding/<sensor>); the launch file and aecf-ros run set it",
+                     applied="configure")
+
+
 ENCODER_PARAMETERS: dict[str, tuple[ParamSpec, ...]] = {
-    "camera": (_input_quiet("camera"), *_qos("image"), _expected_rate("camera"), _MIN_RATE_FRACTION,
+    "camera": (_sensor("camera"), _input_quiet("camera"), *_qos("image"), _expected_rate("camera"), _MIN_RATE_FRACTION,
                ParamSpec("max_pixels", DEFAULT_MAX_PIXELS,
                          "images declaring more pixels (width x height; compressed images: read from the "
                          "PNG/JPEG header before decoding) are dropped as too_large",
                          range=(1, 1 << 30))),
-    "lidar": (_input_quiet("lidar"), *_qos("points"), _expected_rate("lidar"), _MIN_RATE_FRACTION),
-    "text": (_input_quiet("text"), *_qos("text", depth=10), _expected_rate("text"), _MIN_RATE_FRACTION,
+    "lidar": (_sensor("lidar"), _input_quiet("lidar"), *_qos("points"), _expected_rate("lidar"), _MIN_RATE_FRACTION),
+    "text": (_sensor("text"), _input_quiet("text"), *_qos("text", depth=10), _expected_rate("text"), _MIN_RATE_FRACTION,
              ParamSpec("max_text_chars", DEFAULT_MAX_TEXT_CHARS,
                        "longer strings are cut to this many characters before tokenizing "
                        "(counted as text_clipped)", range=(1, 1 << 24))),
@@ -200,47 +207,65 @@ ENCODER_PARAMETERS: dict[str, tuple[ParamSpec, ...]] = {
 
 _DEFAULT_TIMEOUT_S = {"camera": 0.25, "lidar": 0.4, "text": 3.0}
 
-FUSION_PARAMETERS: tuple[ParamSpec, ...] = (
-    ParamSpec("publish_rate_hz", 10.0,
-              "fixed output rate: a prediction every period from whatever is present (never waits "
-              "for a dead sensor); the time to notice a dead sensor is <= timeout + one period",
-              range=(0.5, 200.0)),
-    *(ParamSpec(f"timeout_s.{m}", _DEFAULT_TIMEOUT_S[m],
-                f"{m} counts as present while now - newest {m} stamp <= this (node clock)",
-                range=(0.01, 60.0)) for m in MODALITIES),
-    *(ParamSpec(f"enabled.{m}", True, f"false = never fuse {m} (state DISABLED)") for m in MODALITIES),
-    ParamSpec("gate_temperature", 1.0, "AECF gate temperature (> 1 flattens the gate towards uniform)",
-              range=(0.05, 20.0)),
-    *(ParamSpec(f"gate_bias.{m}", 0.0, f"added to {m}'s gate logit (< 0 trusts {m} less)",
-                range=(-10.0, 10.0)) for m in MODALITIES),
-    ParamSpec("min_present", 1, "publish only when at least this many modalities are present",
-              range=(1, len(MODALITIES))),
-    ParamSpec("score_threshold", 0.5, "a class counts as detected (logs, demo) at or above this score",
-              range=(0.0, 1.0)),
-    # DEFAULT_MAX_ABS_EMBEDDING = aecf_ros.core.INPUT_ABS_LIMIT (1.0e4): the fusion is exact below it
-    ParamSpec("max_abs_embedding", DEFAULT_MAX_ABS_EMBEDDING,
-              "embeddings with any |value| above this are dropped (out_of_range); at most 1e4, the bound "
-              "below which the fusion is exact in float32 and float16",
-              range=(1.0e-3, DEFAULT_MAX_ABS_EMBEDDING)),
-    *(_expected_rate(m, f"expected_rate_hz.{m}") for m in MODALITIES),
-    _MIN_RATE_FRACTION,
-    *_qos("embeddings", depth=10),
-    ParamSpec("output_trigger", "timer",
-              "timer = publish on the publish_rate_hz timer; a modality name = publish as soon as a new "
-              "embedding of it arrives (at most max_output_rate_hz), the timer kept as a watchdog that "
-              "publishes when nothing else did for a whole period (a dead trigger sensor never stalls output)",
-              choices=("timer",) + MODALITIES),
-    ParamSpec("max_output_rate_hz", 100.0,
-              "trigger mode: at most this many trigger predictions a second (a trigger embedding sooner after "
-              "the previous trigger output is skipped, counted rate_limited; a watchdog output never holds "
-              "one back)", range=(0.5, 1000.0)),
-)
+def sensor_fusion_parameters(defaults: dict[str, dict[str, Any]]) -> tuple[ParamSpec, ...]:
+    """The fusion node's per-sensor parameters for ``{sensor name: {setting: default}}`` (the
+    declared sensor set, defaults from each sensor's kind: ``aecf_ros.sensors``)."""
+    return (
+        *(ParamSpec(f"timeout_s.{m}", float(d.get("timeout_s", 0.5)),
+                    f"{m} counts as present while now - newest {m} stamp <= this (node clock)",
+                    range=(0.01, 60.0)) for m, d in defaults.items()),
+        *(ParamSpec(f"enabled.{m}", bool(d.get("enabled", True)), f"false = never fuse {m} (state DISABLED)")
+          for m, d in defaults.items()),
+        *(ParamSpec(f"gate_bias.{m}", float(d.get("gate_bias", 0.0)),
+                    f"added to {m}'s gate logit (< 0 trusts {m} less)", range=(-10.0, 10.0))
+          for m, d in defaults.items()),
+        *(ParamSpec(f"expected_rate_hz.{m}", float(d.get("expected_rate_hz", 0.0)),
+                    f"nominal {m} rate (Hz); below min_rate_fraction of it /diagnostics says WARN, and "
+                    f"header-stamp gaps longer than 1.5 periods are counted as lost inputs (estimate); "
+                    f"0 = not monitored", range=(0.0, 1000.0)) for m, d in defaults.items()),
+    )
 
-# output frame of aecf/prediction (kept out of the table above so parameter additions merge cleanly)
-FUSION_PARAMETERS = FUSION_PARAMETERS + (
-    ParamSpec("frame_id", "base_link",
-              "header.frame_id of aecf/prediction (the fused result describes the robot, not one sensor)"),
-)
+
+def fusion_parameters(defaults: dict[str, dict[str, Any]]) -> tuple[ParamSpec, ...]:
+    """Every fusion node parameter for a sensor set given as ``{name: {setting: default}}``."""
+    names = tuple(defaults)
+    return (
+        ParamSpec("publish_rate_hz", 10.0,
+                  "fixed output rate: a prediction every period from whatever is present (never waits "
+                  "for a dead sensor); the time to notice a dead sensor is <= timeout + one period",
+                  range=(0.5, 200.0)),
+        ParamSpec("gate_temperature", 1.0, "AECF gate temperature (> 1 flattens the gate towards uniform)",
+                  range=(0.05, 20.0)),
+        ParamSpec("min_present", 1, "publish only when at least this many modalities are present",
+                  range=(1, max(1, len(names)))),
+        ParamSpec("score_threshold", 0.5, "a class counts as detected (logs, demo) at or above this score",
+                  range=(0.0, 1.0)),
+        # DEFAULT_MAX_ABS_EMBEDDING = aecf_ros.core.INPUT_ABS_LIMIT (1.0e4): the fusion is exact below it
+        ParamSpec("max_abs_embedding", DEFAULT_MAX_ABS_EMBEDDING,
+                  "embeddings with any |value| above this are dropped (out_of_range); at most 1e4, the bound "
+                  "below which the fusion is exact in float32 and float16",
+                  range=(1.0e-3, DEFAULT_MAX_ABS_EMBEDDING)),
+        *sensor_fusion_parameters(defaults),
+        _MIN_RATE_FRACTION,
+        *_qos("embeddings", depth=10),
+        ParamSpec("output_trigger", "timer",
+                  "timer = publish on the publish_rate_hz timer; a sensor name = publish as soon as a new "
+                  "embedding of it arrives (at most max_output_rate_hz), the timer kept as a watchdog that "
+                  "publishes when nothing else did for a whole period (a dead trigger sensor never stalls output)",
+                  choices=("timer",) + names),
+        ParamSpec("max_output_rate_hz", 100.0,
+                  "trigger mode: at most this many trigger predictions a second (a trigger embedding sooner after "
+                  "the previous trigger output is skipped, counted rate_limited; a watchdog output never holds "
+                  "one back)", range=(0.5, 1000.0)),
+        # output frame of aecf/prediction
+        ParamSpec("frame_id", "base_link",
+                  "header.frame_id of aecf/prediction (the fused result describes the robot, not one sensor)"),
+    )
+
+
+#: the fusion node's parameters for the package's own camera/lidar/text set
+FUSION_PARAMETERS: tuple[ParamSpec, ...] = fusion_parameters(
+    {m: {"timeout_s": _DEFAULT_TIMEOUT_S[m]} for m in MODALITIES})
 
 DEBUG_IMAGE_TOPIC = "aecf/debug_image"
 

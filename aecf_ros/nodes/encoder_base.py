@@ -52,6 +52,7 @@ from aecf_ros.runtime.input_limits import InputLimits
 from aecf_ros.runtime.inputs import MODALITY_INPUTS, InputKind, encode_input
 from aecf_ros.runtime.rate_monitor import RateMonitor, RateState
 from aecf_ros.runtime.stamps import stamp_problem, stamp_to_sec
+from aecf_ros.sensors import valid_name_token as graph_name_ok
 from aecf_ros.runtime.stream_monitor import StreamMonitor, StreamState
 
 
@@ -63,9 +64,12 @@ class EncoderNode(ModelLifecycleNode):
 
     def __init__(self, node_name: Optional[str] = None, **kwargs):
         super().__init__(graph.node_spec(self.SPEC_NAME), node_name, **kwargs)
+        #: the declared sensor this node encodes (its name names the embedding topic and
+        #: ModalityEmbedding.modality); MODALITY is the encoder family / input table it uses
+        self.sensor = str(self.get_parameter("sensor").value) or self.MODALITY
         self.encoder_id = ""
         # judges message *arrivals* on the node clock (stamps are judged by the fusion node)
-        self.monitor = StreamMonitor(self.MODALITY, float(self.get_parameter("input_quiet_s").value))
+        self.monitor = StreamMonitor(self.sensor, float(self.get_parameter("input_quiet_s").value))
         self.rate = RateMonitor(float(self.get_parameter("expected_rate_hz").value),
                                 float(self.get_parameter("min_rate_fraction").value))
         self.limits = self._limits_from_params()
@@ -104,19 +108,30 @@ class EncoderNode(ModelLifecycleNode):
             self.get_logger().info(f"{', '.join(deferred)} changed: applied on the next configure")
 
     def on_configure(self, state: LifecycleState) -> TransitionCallbackReturn:
+        self.sensor = str(self.get_parameter("sensor").value) or self.MODALITY
+        if not graph_name_ok(self.sensor):
+            self.get_logger().error(f"parameter 'sensor': {self.sensor!r} is not a valid sensor name")
+            return TransitionCallbackReturn.FAILURE
         if not self.load_model():
             return TransitionCallbackReturn.FAILURE
-        if self.MODALITY not in self.model.modalities:
-            self.get_logger().error(f"model has no {self.MODALITY} modality ({self.model.modalities})")
+        if self.sensor not in self.model.modalities:
+            self.get_logger().error(f"model has no sensor {self.sensor!r} (its sensors: "
+                                    f"{', '.join(self.model.modalities)})")
             return TransitionCallbackReturn.FAILURE
-        self.encoder_id = self.model.encoder_ids[self.MODALITY]
+        family = self.model.sensor_families.get(self.sensor)
+        if family != self.MODALITY:
+            self.get_logger().error(f"sensor {self.sensor!r} is encoded by the model's {family} encoder; this is "
+                                    f"the {self.MODALITY} encoder node")
+            return TransitionCallbackReturn.FAILURE
+        self.monitor.name = self.sensor
+        self.encoder_id = self.model.encoder_ids[self.sensor]
         t0 = time.perf_counter()
         for _ in range(3):  # first calls allocate / pick kernels: keep that out of the data path
-            self.model.encode(self.MODALITY, self.warm_up_input())
+            self.model.encode(self.sensor, self.warm_up_input())
         self.warm_up_s = time.perf_counter() - t0
-        self._pub = self.create_lifecycle_publisher(ModalityEmbedding, graph.embedding_topic(self.MODALITY), 10)
+        self._pub = self.create_lifecycle_publisher(ModalityEmbedding, graph.embedding_topic(self.sensor), 10)
         self.get_logger().info(
-            f"{self.MODALITY} encoder {self.encoder_id} on {self.model.device}; warm-up {self.warm_up_s * 1e3:.1f} ms")
+            f"{self.sensor} ({self.MODALITY}) encoder {self.encoder_id} on {self.model.device}; warm-up {self.warm_up_s * 1e3:.1f} ms")
         return super().on_configure(state)
 
     def on_activate(self, state: LifecycleState) -> TransitionCallbackReturn:
@@ -134,7 +149,7 @@ class EncoderNode(ModelLifecycleNode):
     # ------------------------------------------------------------------ data path
     def _drop(self, reason: str, detail: str) -> None:
         self.monitor.count_drop(reason)
-        self.log_drop(f"{self.MODALITY} input", reason, detail)
+        self.log_drop(f"{self.sensor} input", reason, detail)
 
     def _on_message(self, kind: InputKind, msg: Any) -> None:
         receive_time = now_sec(self)
@@ -151,7 +166,8 @@ class EncoderNode(ModelLifecycleNode):
         # a bad stamp is dropped by encode_input (bad_stamp); it never reaches the stamp-gap estimate
         stamp = stamp_to_sec(header.stamp) if header is not None and not stamp_problem(header.stamp) else None
         self.rate.record(receive_time, stamp)
-        result = encode_input(self.model, self.MODALITY, kind.msgtype, msg, receive_time, self.limits)
+        result = encode_input(self.model, self.MODALITY, kind.msgtype, msg, receive_time, self.limits,
+                              sensor=self.sensor)
         for note in result.notes:
             self.notes[note] += 1
         if not result.ok:  # nothing published: the fusion keeps the previous embedding until its timeout
@@ -163,7 +179,7 @@ class EncoderNode(ModelLifecycleNode):
         out = ModalityEmbedding()
         # header-less inputs (std_msgs/String): the evidence is as new as its arrival
         out.header = msg.header if kind.stamp_from_header else Header(stamp=sec_to_stamp(result.stamp))
-        out.modality = self.MODALITY
+        out.modality = self.sensor
         out.embedding = vec.tolist()
         out.encoder_id = self.encoder_id
         self._seq += 1
@@ -176,11 +192,11 @@ class EncoderNode(ModelLifecycleNode):
         for t in self.monitor.tick(now):
             if t.new is StreamState.STALE:
                 self.get_logger().warning(
-                    f"{self.MODALITY} input quiet: no message for {t.age_s:.2f} s (input_quiet_s "
+                    f"{self.sensor} input quiet: no message for {t.age_s:.2f} s (input_quiet_s "
                     f"{self.monitor.timeout_s:g})")
             elif t.new is StreamState.OK and t.old is StreamState.STALE:
                 gap = f" after {now - previous_arrival:.2f} s quiet" if previous_arrival is not None else ""
-                self.get_logger().info(f"{self.MODALITY} input resumed{gap}")
+                self.get_logger().info(f"{self.sensor} input resumed{gap}")
 
     # ------------------------------------------------------------------ diagnostics
     def diagnostics(self) -> DiagnosticArray:
@@ -221,7 +237,7 @@ class EncoderNode(ModelLifecycleNode):
         values.update(self.qos_incompatible.values())
         if self.qos_incompatible.counts:  # the likely reason the input is quiet: say it
             level, message = max(level, WARN), (message + "; " if level != OK else "") + self.qos_incompatible.message()
-        arr.status.append(diag_status(status_name(self, f"{self.MODALITY} input"), self.get_fully_qualified_name(),
+        arr.status.append(diag_status(status_name(self, f"{self.sensor} input"), self.get_fully_qualified_name(),
                                       level, message, values))
         return arr
 

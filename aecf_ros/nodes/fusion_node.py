@@ -52,9 +52,13 @@ STATE_LEVEL = {StreamState.OK: OK, StreamState.STALE: WARN, StreamState.NEVER_SE
 
 
 class FusionNode(ModelLifecycleNode):
+    DECLARES_SENSORS = True
+
     def __init__(self, node_name: str = SPEC.name, **kwargs):
         self.engine: Optional[FusionEngine] = None
         super().__init__(SPEC, node_name, extra_check=self._check_candidate, **kwargs)
+        # per-sensor parameters (timeout_s.<name>, ...) exist only once the sensor set is known
+        # (ModelLifecycleNode declared it before the rest: see _specs_for)
         self._timer = None
         self._last_output: FusionPrediction | NoOutput | None = None
         self._inference_ms = collections.deque(maxlen=200)
@@ -76,11 +80,19 @@ class FusionNode(ModelLifecycleNode):
                 return overrides[name]
             return self.get_parameter(name).value
 
-        mods = list(self.engine.modalities) if self.engine else list(graph.MODALITIES)
+        mods = list(self.engine.modalities) if self.engine else list(self.sensor_set.names)
         return FusionSettings.from_parameters(value, mods)
 
+    @staticmethod
+    def _specs_for(sensor_set) -> graph.NodeSpec:
+        """The node's parameter table for the declared sensor set."""
+        import dataclasses
+
+        defaults = {s.name: dict(s.kind_record.defaults) for s in sensor_set}
+        return dataclasses.replace(SPEC, parameters=graph.MODEL_PARAMETERS + graph.fusion_parameters(defaults))
+
     def _check_candidate(self, candidate: dict) -> Optional[str]:
-        mods = list(self.engine.modalities) if self.engine else list(graph.MODALITIES)
+        mods = list(self.engine.modalities) if self.engine else list(self.sensor_set.names)
         trigger = candidate.get("output_trigger", self.get_parameter("output_trigger").value)
         return (validate_trigger(str(trigger), mods)
                 or FusionEngine.validate_settings(self.settings_from_params(candidate), mods))
@@ -105,11 +117,18 @@ class FusionNode(ModelLifecycleNode):
 
     # ------------------------------------------------------------------ lifecycle
     def on_configure(self, state: LifecycleState) -> TransitionCallbackReturn:
+        if self.sensor_error:
+            self.get_logger().error(f"bad sensor declaration: {self.sensor_error}")
+            return TransitionCallbackReturn.FAILURE
         if not self.load_model():
             return TransitionCallbackReturn.FAILURE
-        unknown = [m for m in self.model.modalities if m not in graph.MODALITIES]
-        if unknown:
-            self.get_logger().error(f"model has modalities this graph does not know: {unknown}")
+        declared = list(self.sensor_set.names)
+        if list(self.model.modalities) != declared:
+            self.get_logger().error(
+                f"the model's sensors [{', '.join(self.model.modalities)}] differ from the declared sensors "
+                f"[{', '.join(declared)}] (parameter 'sensors'); train a model for this sensor set "
+                f"(aecf-ros train --params ...) or declare the model's sensors")
+            self.model = None
             return TransitionCallbackReturn.FAILURE
         reason = validate_trigger(str(self.get_parameter("output_trigger").value), list(self.model.modalities))
         if reason:

@@ -16,6 +16,8 @@ from rclpy.lifecycle import LifecycleNode, LifecycleState, TransitionCallbackRet
 from aecf_ros import graph
 from aecf_ros.nodes.model_loading import load_model_from_params
 from aecf_ros.nodes.parameters import install_parameters
+from aecf_ros.nodes.sensor_params import declare_sensor_set
+from aecf_ros.sensors import DEFAULT_SENSOR_SET
 from aecf_ros.runtime.drop_log import PerReasonThrottle
 
 #: at most one log line per drop reason per this many seconds (all drops are counted)
@@ -25,9 +27,17 @@ DROP_LOG_PERIOD_S = 5.0
 class ModelLifecycleNode(LifecycleNode):
     """Subclasses implement :meth:`diagnostics` and their own configure / activate steps."""
 
+    #: True: the node reads the declared sensor set (``sensors``, ``<name>.*``) and its
+    #: parameter table depends on it (``_specs_for(sensor_set) -> NodeSpec``)
+    DECLARES_SENSORS = False
+
     def __init__(self, spec: graph.NodeSpec, node_name: Optional[str] = None,
                  extra_check: Optional[Callable[[dict], Optional[str]]] = None, **kwargs):
         super().__init__(node_name or spec.name, **kwargs)
+        self.sensor_set, self.sensor_error = DEFAULT_SENSOR_SET, None
+        if self.DECLARES_SENSORS:  # first, so the per-sensor parameters can follow it
+            self.sensor_set, self.sensor_error = declare_sensor_set(self)
+            spec = self._specs_for(self.sensor_set)
         install_parameters(self, spec.parameters, extra_check, on_set=self._on_params_set)
         self.model = None
         self.warm_up_s: Optional[float] = None
@@ -58,7 +68,7 @@ class ModelLifecycleNode(LifecycleNode):
                                f"on {self.get_parameter('device').value}")
         # only this node's part: an encoder node its encoder, the fusion node no encoder at all
         # (the text encoder alone is 22.7 M parameters); fusion + head + calibrator are small
-        modality = getattr(self, "MODALITY", "")
+        modality = getattr(self, "sensor", "") or getattr(self, "MODALITY", "")
         try:
             self.model = load_model_from_params(self, parts=[modality] if modality else [])
         except ModelLoadError as exc:

@@ -154,12 +154,14 @@ class EncodedInput:
 
 
 def encode_input(model: Any, modality: str, msgtype: str, msg: Any, receive_time: float,
-                 limits: InputLimits = _DEFAULT_LIMITS) -> EncodedInput:
+                 limits: InputLimits = _DEFAULT_LIMITS, sensor: Optional[str] = None) -> EncodedInput:
     """THE data path of one sensor message: convert, check the input, encode, check the embedding.
 
     The encoder node (live) and ``evaluate-bag`` (offline) both call this, so they drop the same
     messages for the same reasons. ``model`` is anything with ``encode(modality, raw)`` returning
-    a tensor. Never raises for a bad message or a failing encoder."""
+    a tensor. ``modality`` picks the input table entry (the encoder family: camera / lidar /
+    text); ``sensor`` (default: ``modality``) is the declared sensor the model encodes it as.
+    Never raises for a bad message or a failing encoder."""
     import time
 
     t0 = time.perf_counter()
@@ -168,7 +170,7 @@ def encode_input(model: Any, modality: str, msgtype: str, msg: Any, receive_time
     except ConversionError as exc:
         return EncodedInput(None, None, exc.reason_code, exc.message, elapsed_s=time.perf_counter() - t0)
     try:
-        embedding = model.encode(modality, prepared.raw)
+        embedding = model.encode(sensor or modality, prepared.raw)
         vec = embedding.detach().float().cpu().numpy().reshape(-1)
     except Exception as exc:  # noqa: BLE001 - a bad input must never kill the node
         return EncodedInput(None, prepared.stamp, "encode_error", f"{type(exc).__name__}: {exc}", prepared.notes,
