@@ -153,6 +153,48 @@ def test_auto_device_falls_back_to_cpu_with_one_warning():
     assert resolve_device_rule("cpu", warnings.append) == "cpu" and len(warnings) == 1
 
 
+@pytest.mark.parametrize("version, too_old", [
+    ("2.13.0+cpu", False), ("1.13.0", False), ("1.13.0a0+git1234", False), ("10.0", False), ("2.0.1+cu118", False),
+    ("1.12.1+cu113", True), ("1.8.1", True), ("0.4.1", True), ("1.9.0a0+gitd69c22d", True),
+    ("not a version", False),  # not judged: a torch that says nothing parseable is let through
+])
+def test_torch_version_comparison(version, too_old):
+    from aecf_ros.nodes.model_loading import torch_version_problem
+
+    problem = torch_version_problem(version)
+    assert (problem is not None) == too_old
+    if too_old:
+        assert version in problem and ">= 1.13" in problem and "weights_only" in problem
+
+
+def test_node_with_a_too_old_torch_fails_configure_with_a_clear_error(rclpy_context, model_file, monkeypatch):
+    """Issue 20 item 3: torch < 1.13 cannot read the bundles (weights_only): configure fails, the
+    error says why, the node stays unconfigured; with the real version it configures."""
+    import torch
+    from rclpy.lifecycle import TransitionCallbackReturn
+    from rclpy.parameter import Parameter
+
+    from aecf_ros.nodes.fusion_node import FusionNode
+    from test_nodes_support import RecordingLogger
+
+    path, _ = model_file
+    node = FusionNode(context=rclpy_context, parameter_overrides=[
+        Parameter("model_path", value=str(path)), Parameter("device", value="cpu"), Parameter("autostart", value=False)])
+    rec = RecordingLogger(node.get_logger())
+    node.get_logger = lambda: rec
+    try:
+        real = torch.__version__
+        monkeypatch.setattr(torch, "__version__", "1.12.1+cu113")
+        assert node.trigger_configure() == TransitionCallbackReturn.FAILURE  # rclpy: back to unconfigured
+        errors = [m for level, m in rec.records if level == "error"]
+        assert any("torch 1.12.1+cu113 is too old" in m and ">= 1.13" in m for m in errors), rec.records
+        assert node.model is None
+        monkeypatch.setattr(torch, "__version__", real)
+        assert node.trigger_configure() == TransitionCallbackReturn.SUCCESS and node.model is not None
+    finally:
+        node.destroy_node()
+
+
 @pytest.mark.slow
 def test_explicit_cuda_without_gpu_fails_configure_and_node_stays_for_retry(tmp_path, model_file):
     """The log says configure failed and why; the process stays up, unconfigured; a lifecycle
