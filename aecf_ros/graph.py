@@ -133,8 +133,9 @@ QOS_PROFILES = ("reliable", "sensor_data", "system_default")
 def _qos(input_name: str, depth: int = 5) -> tuple[ParamSpec, ...]:
     return (
         ParamSpec(f"qos.{input_name}.profile", "reliable",
-                  "reliable (RELIABLE, KEEP_LAST depth) | sensor_data (rclpy's sensor-data profile: "
-                  "BEST_EFFORT, what REP 2003 drivers publish) | system_default (the RMW's defaults). "
+                  "reliable (RELIABLE, KEEP_LAST depth; matches REP 2003 drivers, which publish with "
+                  "SystemDefaultsQoS) | sensor_data (rclpy's sensor-data profile, BEST_EFFORT: what REP 2003 "
+                  "asks consumers to use; needed for BEST_EFFORT drivers) | system_default (the RMW's defaults). "
                   "RELIABLE is the default: with FastDDS defaults BEST_EFFORT ~1 MB images/clouds were "
                   "measured to deliver 0 of 240 here; a RELIABLE subscription does not match a BEST_EFFORT "
                   "publisher (reported in /diagnostics and the log)",

@@ -304,6 +304,16 @@ def test_bad_inputs_counted_in_diagnostics_and_node_keeps_running(graph):
     _send_and_wait(graph, "text", String(data="a dog"), "text")
 
 
+def test_every_sensor_status_has_the_sensor_as_hardware_id(graph):
+    """Issue 20 item 5: per-sensor statuses name the sensor (modality) in hardware_id, not the node."""
+    fusion = {s.name: s.hardware_id for s in graph.nodes["fusion"].diagnostics().status}
+    assert fusion == {"fusion_node: camera": "camera", "fusion_node: lidar": "lidar", "fusion_node: text": "text",
+                      "fusion_node: output": "none"}
+    for key, modality in (("camera", "camera"), ("camera_compressed", "camera"), ("lidar", "lidar"), ("text", "text")):
+        (status,) = graph.nodes[key].diagnostics().status
+        assert (status.name, status.hardware_id) == (f"{graph.nodes[key].get_name()}: {modality} input", modality)
+
+
 def test_sensor_messages_become_predictions(graph):
     from aecf_ros.sim.scene_msgs import scene_messages
 

@@ -254,27 +254,35 @@ def test_explicit_cuda_without_gpu_fails_configure_and_node_stays_for_retry(tmp_
 
 
 def test_diagnostic_status_names_carry_the_namespace(rclpy_context):
-    """Aggregators and rqt_robot_monitor group by name: two robots' reports must not collide."""
+    """Status names as diagnostic_updater forms them, ``<node name>: <task>``; in a namespace the
+    fully qualified name (its ``use_fqn`` form), since aggregators and rqt_robot_monitor group by
+    name and two robots' reports must not collide. hardware_id: the sensor, or 'none'."""
     from rclpy.lifecycle import LifecycleNode
 
     from aecf_ros.nodes.camera_encoder import CameraEncoderNode
+    from aecf_ros.nodes.debug_view import DebugViewNode
     from aecf_ros.nodes.fusion_node import FusionNode
     from aecf_ros.nodes.sensor_dropout import SensorDropoutNode
 
     nodes = [FusionNode(context=rclpy_context, namespace="robot1"),
              CameraEncoderNode("camera_encoder", context=rclpy_context, namespace="robot2"),
-             FusionNode(context=rclpy_context)]
+             FusionNode(context=rclpy_context),
+             CameraEncoderNode("camera_encoder", context=rclpy_context, namespace="/fleet/robot3")]
     dropout = SensorDropoutNode(context=rclpy_context, namespace="robot1")
+    view = DebugViewNode(context=rclpy_context)
     try:
         assert isinstance(dropout, LifecycleNode)  # "all nodes are lifecycle nodes"
-        assert {s.name for s in nodes[0].diagnostics().status} == {"robot1/fusion_node: output"}
-        assert [s.name for s in nodes[1].diagnostics().status] == ["robot2/camera_encoder: camera input"]
-        assert [s.name for s in nodes[2].diagnostics().status] == ["fusion_node: output"]
+        statuses = [n.diagnostics().status for n in nodes]
+        assert [(s.name, s.hardware_id) for s in statuses[0]] == [("/robot1/fusion_node: output", "none")]
+        assert [(s.name, s.hardware_id) for s in statuses[1]] == [("/robot2/camera_encoder: camera input", "camera")]
+        assert [(s.name, s.hardware_id) for s in statuses[2]] == [("fusion_node: output", "none")]
+        assert [s.name for s in statuses[3]] == ["/fleet/robot3/camera_encoder: camera input"]
         got = []
-        dropout._diag_pub.publish = got.append
-        dropout._publish_diagnostics()
-        assert [s.name for s in got[0].status] == ["robot1/sensor_dropout: plan"]
-        assert got[0].status[0].hardware_id == "/robot1/sensor_dropout"
+        for node in (dropout, view):
+            node._diag_pub.publish = got.append
+            node._publish_diagnostics()
+        assert [(s.name, s.hardware_id) for s in got[0].status] == [("/robot1/sensor_dropout: plan", "none")]
+        assert [(s.name, s.hardware_id) for s in got[1].status] == [("debug_view: view", "none")]
     finally:
-        for n in nodes + [dropout]:
+        for n in nodes + [dropout, view]:
             n.destroy_node()

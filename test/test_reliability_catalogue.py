@@ -501,7 +501,7 @@ def _timing_stream(d, seconds, make, hz=30.0):
 def test_every_second_frame_stamped_zero_does_not_knock_the_camera_out(g):
     """Issue 11 item 3: with every second camera frame stamped 0 the camera was present in ~50%
     of outputs and only time_jumps moved."""
-    status = "timing/timing_fusion: camera"
+    status = "/timing/timing_fusion: camera"
     jumps = _counter(g, status, "time_jumps")
     behind = _counter(g, status, "dropped.stamp_behind")
     n0 = len(g.timing_predictions)
@@ -519,7 +519,7 @@ def test_every_second_frame_stamped_zero_does_not_knock_the_camera_out(g):
 def test_future_stamp_tolerance_follows_the_modality_timeout(g):
     """Issue 11 item 7: lidar timeout 0.4 s: a stamp 0.9 s ahead is dropped (it was accepted with
     the fixed 1.0 s tolerance and kept lidar present long after it stopped)."""
-    status = "timing/timing_fusion: lidar"
+    status = "/timing/timing_fusion: lidar"
     future = _counter(g, status, "dropped.stamp_in_future")
     received = g.nodes["timing"].engine.monitors["lidar"].received
     g.timing_pub["lidar"].publish(_embedding(g, "lidar", stamp=_now(g) + 0.9))
@@ -533,7 +533,7 @@ def test_fusion_warns_when_a_sensor_arrives_below_its_expected_rate(g):
     """Issue 11 item 8: expected_rate_hz.text = 30; text embeddings at <= 5 Hz -> WARN."""
     from aecf_ros.nodes.diagnostics import level_value
 
-    status = "timing/timing_fusion: text"
+    status = "/timing/timing_fusion: text"
 
     def low():
         s = g.diag.get(status)
@@ -550,7 +550,7 @@ def test_fusion_warns_when_a_sensor_arrives_below_its_expected_rate(g):
 
 def test_fusion_counts_embeddings_lost_between_encoder_and_fusion(g):
     """Issue 11 item 6: gaps in ModalityEmbedding.seq are counted as lost in /diagnostics."""
-    status = "timing/timing_fusion: text"
+    status = "/timing/timing_fusion: text"
     base = g.nodes["timing"].engine.sequences["text"]
     lost = base.lost
     start = 1  # at or below the last number seen: a restart, never a loss
@@ -575,7 +575,7 @@ def test_fusion_withholds_a_non_finite_prediction_and_reports_error(g):
     def nan_forward(logits, *args, **kwargs):
         return torch.full_like(real_forward(logits, *args, **kwargs), float("nan"))
 
-    status = "timing/timing_fusion: output"
+    status = "/timing/timing_fusion: output"
     before = _counter(g, status, "no_output.invalid_output")
     calibrator.forward = nan_forward
     try:

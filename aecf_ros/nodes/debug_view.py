@@ -31,7 +31,7 @@ from sensor_msgs.msg import CompressedImage, Image
 
 from aecf_ros import graph
 from aecf_ros.msg import FusedPrediction
-from aecf_ros.nodes.diagnostics import OK, WARN, diag_status, status_name
+from aecf_ros.nodes.diagnostics import NO_HARDWARE, OK, WARN, diag_status, status_name
 from aecf_ros.nodes.parameters import install_parameters
 from aecf_ros.nodes.qos import keep_last_qos, qos_from_params
 from aecf_ros.nodes.session import run_node
@@ -183,7 +183,7 @@ class DebugViewNode(LifecycleNode):
             level, message = OK, f"drawing for {self.counters['subscribers']} subscriber(s)"
         else:
             level, message = OK, "idle: nobody subscribes to the debug image"
-        status = diag_status(status_name(self, "view"), self.get_fully_qualified_name(), level, message,
+        status = diag_status(status_name(self, "view"), NO_HARDWARE, level, message,
                              dict(self.counters))
         array = DiagnosticArray(status=[status])
         array.header.stamp = self.get_clock().now().to_msg()

@@ -234,7 +234,8 @@ class EncoderNode(ModelLifecycleNode):
         values.update(self.qos_incompatible.values())
         if self.qos_incompatible.counts:  # the likely reason the input is quiet: say it
             level, message = max(level, WARN), (message + "; " if level != OK else "") + self.qos_incompatible.message()
-        arr.status.append(diag_status(status_name(self, f"{self.MODALITY} input"), self.get_fully_qualified_name(),
+        # hardware_id: the sensor this status is about (the modality), not this node
+        arr.status.append(diag_status(status_name(self, f"{self.MODALITY} input"), self.MODALITY,
                                       level, message, values))
         return arr
 
