@@ -384,3 +384,12 @@ def test_runner_device_and_model_path_override_the_params_files_only_when_given(
             assert (fusion.get_parameter("device").value, fusion.get_parameter("model_path").value) == want
         finally:
             fusion.destroy_node()
+
+
+def test_readme_lifecycle_manager_example_lists_every_graph_node():
+    """The nav2 lifecycle_manager example (issue 20 item 6) names exactly the graph's nodes."""
+    readme = (REPO_ROOT / "README.md").read_text()
+    examples = re.findall(r"node_names:(?:=\"| )(\[[^\]]*\])", readme)
+    assert len(examples) == 2 and "bond_timeout:=0.0" in readme and "bond_timeout: 0.0" in readme
+    for example in examples:
+        assert sorted(yaml.safe_load(example)) == sorted(s.name for s in graph.NODES)
