@@ -15,6 +15,7 @@ version = re.search(r"<version>([^<]+)</version>", (here / "package.xml").read_t
 setup(
     name="aecf_ros",
     version=version,
+    license="Apache-2.0",  # = package.xml <license>, full text in LICENSE
     packages=find_packages(include=("aecf_ros", "aecf_ros.*")),
     package_data={"aecf_ros": ["models/*.pt", "models/*.json"]},
     data_files=[

@@ -14,7 +14,8 @@ Topics
 ------
 Sensor inputs are remapped from each encoder's internal name (``image``, ``image_compressed``,
 ``points``, ``text``) to the launch/runner arguments ``camera_topic`` (default
-``/camera/image_raw``; compressed images on ``<camera_topic>/compressed``), ``lidar_topic``
+``/camera/image_raw``; compressed images on ``<camera_topic>/compressed``: the camera nodes'
+``transport`` parameter picks which one of the two they subscribe), ``lidar_topic``
 (``/lidar/points``) and ``text_topic`` (``/operator/text``). The graph's own topics are
 relative, so a ``namespace`` moves them: ``aecf/embedding/<modality>`` and ``aecf/prediction``
 (``/aecf/...`` without a namespace). Diagnostics go to the absolute ``/diagnostics``.
@@ -132,8 +133,9 @@ QOS_PROFILES = ("reliable", "sensor_data", "system_default")
 def _qos(input_name: str, depth: int = 5) -> tuple[ParamSpec, ...]:
     return (
         ParamSpec(f"qos.{input_name}.profile", "reliable",
-                  "reliable (RELIABLE, KEEP_LAST depth) | sensor_data (rclpy's sensor-data profile: "
-                  "BEST_EFFORT, what REP 2003 drivers publish) | system_default (the RMW's defaults). "
+                  "reliable (RELIABLE, KEEP_LAST depth; matches REP 2003 drivers, which publish with "
+                  "SystemDefaultsQoS) | sensor_data (rclpy's sensor-data profile, BEST_EFFORT: what REP 2003 "
+                  "asks consumers to use; needed for BEST_EFFORT drivers) | system_default (the RMW's defaults). "
                   "RELIABLE is the default: with FastDDS defaults BEST_EFFORT ~1 MB images/clouds were "
                   "measured to deliver 0 of 240 here; a RELIABLE subscription does not match a BEST_EFFORT "
                   "publisher (reported in /diagnostics and the log)",
@@ -293,6 +295,17 @@ DEBUG_VIEW_PARAMETERS: tuple[ParamSpec, ...] = (
     ParamSpec("diagnostics_period_s", 1.0, "period of /diagnostics reports", range=(0.1, 10.0),
               applied="configure"),
 )
+
+# One transport per camera (issue 20): a driver that publishes raw and <topic>/compressed would
+# otherwise have every frame encoded (or drawn) twice. transport -> the node-internal input topic.
+CAMERA_TRANSPORTS: dict[str, str] = {"raw": "image", "compressed": "image_compressed"}
+CAMERA_TRANSPORT = ParamSpec(
+    "transport", "raw",
+    "raw = subscribe sensor_msgs/Image on camera_topic | compressed = subscribe sensor_msgs/CompressedImage "
+    "on <camera_topic>/compressed; only that one is subscribed", choices=tuple(CAMERA_TRANSPORTS),
+    applied="configure")
+ENCODER_PARAMETERS["camera"] = ENCODER_PARAMETERS["camera"] + (CAMERA_TRANSPORT,)
+DEBUG_VIEW_PARAMETERS = DEBUG_VIEW_PARAMETERS + (CAMERA_TRANSPORT,)
 
 NODES: tuple[NodeSpec, ...] = (
     NodeSpec("camera_encoder", "camera_encoder", "aecf_ros.nodes.camera_encoder",

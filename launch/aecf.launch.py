@@ -1,14 +1,23 @@
 """Launch the aecf_ros graph: camera/lidar/text encoders + fusion_node, one process each.
 
-    ros2 launch aecf_ros aecf.launch.py [params_file:=...] [use_sim_time:=true] [device:=cpu]
-        [model_path:=/path/model.pt] [namespace:=robot1] [camera_topic:=/front/image_raw]
+    ros2 launch aecf_ros aecf.launch.py [params_file:=...] [extra_params_file:=...] [use_sim_time:=true]
+        [device:=cpu] [model_path:=/path/model.pt] [autostart:=false] [log_level:=debug]
+        [respawn:=true respawn_delay:=2.0] [namespace:=robot1] [camera_topic:=/front/image_raw]
         [lidar_topic:=/velodyne_points] [text_topic:=/operator/text] [debug_view:=false]
 
 Nodes, executables, remaps and parameters come from ``aecf_ros.graph`` (the same module
 ``aecf-ros run`` uses), so the two can't drift apart. Every node is a lifecycle node that
-configures and activates itself (parameter ``autostart``, default true); set
-``autostart: false`` in the params file to hand them to a lifecycle manager instead.
-Parameter precedence: node defaults < params_file < the launch arguments below.
+configures and activates itself (parameter ``autostart``, default true); ``autostart:=false``
+(or ``autostart: false`` in a params file) hands them to a lifecycle manager instead.
+
+Parameter precedence: node defaults < ``params_file`` < ``extra_params_file`` < the launch
+arguments that were GIVEN. ``params_file`` and ``extra_params_file`` may each name several
+files separated by commas (later wins). ``device``, ``model_path`` and ``autostart`` default to
+'' = not set: only a value given on the command line (or by an including launch file) is
+applied as a node parameter, so a params file's ``device: cuda`` is not silently replaced by a
+launch default (nav2's RewrittenYaml idea: only given values are written over the file).
+``use_sim_time`` is always applied (default false). ``log_level`` (default info) is every node's
+``--log-level``; ``respawn:=true`` restarts a node process that exits, after ``respawn_delay`` s.
 ``debug_view`` (default true) starts the node that draws ``aecf/debug_image`` (it loads no
 model and draws only while something subscribes; ``config/foxglove_layout.json`` shows it).
 """
@@ -16,50 +25,99 @@ import os
 
 from ament_index_python.packages import get_package_share_directory
 from launch import LaunchDescription
-from launch.actions import DeclareLaunchArgument
-from launch.conditions import IfCondition
-from launch.substitutions import LaunchConfiguration
+from launch.actions import DeclareLaunchArgument, OpaqueFunction
 from launch_ros.actions import LifecycleNode
-from launch_ros.parameter_descriptions import ParameterValue
 
 from aecf_ros import graph
+
+#: launch arguments that become node parameters only when given ('' = leave the params files' value)
+OPTIONAL_OVERRIDES = (*graph.OVERRIDABLE, "autostart")
+_TRUE, _FALSE = ("true", "1"), ("false", "0")
+
+
+def _flag(name: str, value: str) -> bool:
+    text = str(value).strip().lower()
+    if text in _TRUE or text in _FALSE:
+        return text in _TRUE
+    raise ValueError(f"aecf.launch.py: {name}:={value!r} must be true or false")
+
+
+def params_files(params_file: str, extra_params_file: str = "") -> list:
+    """The params files in the order they apply (later wins): ``params_file`` then
+    ``extra_params_file``, each a path or several separated by commas. A missing file stops the
+    launch with its name (before any node is started)."""
+    files = [p.strip() for value in (params_file, extra_params_file) for p in str(value).split(",") if p.strip()]
+    missing = [p for p in files if not os.path.isfile(p)]
+    if missing:
+        raise ValueError(f"aecf.launch.py: params file(s) not found: {', '.join(missing)}")
+    return files
+
+
+def node_parameters(configuration) -> list:
+    """``parameters=`` of every node: the params files, then one dict of the launch arguments
+    that override them (``use_sim_time`` always; ``device``, ``model_path``, ``autostart`` only
+    when given)."""
+    value = configuration.get
+    overrides = {"use_sim_time": _flag("use_sim_time", value("use_sim_time", "false"))}
+    for name in OPTIONAL_OVERRIDES:
+        given = str(value(name, "")).strip()
+        if given:
+            overrides[name] = _flag(name, given) if name == "autostart" else given
+    return [*params_files(value("params_file", ""), value("extra_params_file", "")), overrides]
+
+
+def _nodes(context):
+    configuration = context.launch_configurations
+    value = configuration.get
+    parameters = node_parameters(configuration)
+    respawn = _flag("respawn", value("respawn", "false"))
+    delay = float(value("respawn_delay", "2.0"))
+    log_level = str(value("log_level", "info")).strip() or "info"
+    nodes = []
+    for spec in graph.NODES:
+        if spec.switch and not _flag(spec.switch, value(spec.switch, "true")):
+            continue
+        # launch_ros' LifecycleNode (not a plain Node): launch knows they are managed, so lifecycle
+        # event handlers (OnStateTransition) and `ros2 lifecycle` tooling work on them
+        nodes.append(LifecycleNode(
+            package=graph.PACKAGE,
+            executable=spec.executable,
+            name=spec.name,
+            namespace=value("namespace", ""),
+            output="screen",
+            parameters=parameters,
+            remappings=[(remap.internal, value(remap.argument, graph.TOPIC_ARGUMENTS[remap.argument]) + remap.suffix)
+                        for remap in spec.remaps],
+            arguments=["--ros-args", "--log-level", log_level],
+            respawn=respawn,
+            respawn_delay=delay,
+        ))
+    return nodes
 
 
 def generate_launch_description():
     share = get_package_share_directory(graph.PACKAGE)
     arguments = [
         DeclareLaunchArgument("params_file", default_value=os.path.join(share, "config", "aecf.yaml"),
-                              description="ROS parameters file for all aecf_ros nodes"),
+                              description="ROS parameters file(s) for all aecf_ros nodes (comma-separated: later wins)"),
+        DeclareLaunchArgument("extra_params_file", default_value="",
+                              description="more parameters file(s) applied over params_file (comma-separated)"),
         DeclareLaunchArgument("use_sim_time", default_value="false", description="use /clock (bag replay)"),
-        DeclareLaunchArgument("device", default_value="auto", description="auto | cpu | cuda | cuda:N"),
-        DeclareLaunchArgument("model_path", default_value=graph.DEFAULT_MODEL,
-                              description="model bundle; 'default' = the shipped checkpoint"),
+        DeclareLaunchArgument("device", default_value="",
+                              description="auto | cpu | cuda | cuda:N; '' = the params file's (default auto)"),
+        DeclareLaunchArgument("model_path", default_value="",
+                              description="model bundle; 'default' = the shipped checkpoint; '' = the params file's"),
+        DeclareLaunchArgument("autostart", default_value="",
+                              description="true | false (false: a lifecycle manager brings the nodes up); "
+                                          "'' = the params file's (default true)"),
+        DeclareLaunchArgument("log_level", default_value="info", description="debug | info | warn | error | fatal"),
+        DeclareLaunchArgument("respawn", default_value="false", description="restart a node process that exits"),
+        DeclareLaunchArgument("respawn_delay", default_value="2.0", description="seconds before a respawn"),
         DeclareLaunchArgument("namespace", default_value="", description="namespace of all nodes and graph topics"),
     ]
     arguments += [DeclareLaunchArgument(name, default_value=default, description=f"input topic ({name})")
                   for name, default in graph.TOPIC_ARGUMENTS.items()]
     arguments += [DeclareLaunchArgument(spec.switch, default_value="true", description=f"start {spec.name}")
                   for spec in graph.NODES if spec.switch]
-
-    overrides = {
-        "use_sim_time": ParameterValue(LaunchConfiguration("use_sim_time"), value_type=bool),
-        "device": ParameterValue(LaunchConfiguration("device"), value_type=str),
-        "model_path": ParameterValue(LaunchConfiguration("model_path"), value_type=str),
-    }
-    # launch_ros' LifecycleNode (not a plain Node): launch knows they are managed, so lifecycle
-    # event handlers (OnStateTransition) and `ros2 lifecycle` tooling work on them
-    nodes = [
-        LifecycleNode(
-            package=graph.PACKAGE,
-            executable=spec.executable,
-            name=spec.name,
-            namespace=LaunchConfiguration("namespace"),
-            output="screen",
-            parameters=[LaunchConfiguration("params_file"), overrides],
-            remappings=[(remap.internal, [LaunchConfiguration(remap.argument), remap.suffix])
-                        for remap in spec.remaps],
-            condition=IfCondition(LaunchConfiguration(spec.switch)) if spec.switch else None,
-        )
-        for spec in graph.NODES
-    ]
-    return LaunchDescription(arguments + nodes)
+    # the nodes are made at launch time from the argument values: only the given overrides are set
+    return LaunchDescription(arguments + [OpaqueFunction(function=_nodes)])

@@ -2,10 +2,11 @@
 
     ros2 launch aecf_ros replay.launch.py bag:=/path/to/bag [rate:=1.0] [player:=ros2|aecf|none]
         [dropout:=true dropout_params:=<share>/config/sensor_dropout.yaml]
-        [params_file:=...] [model_path:=...] [device:=cpu]
+        [params_file:=...] [extra_params_file:=...] [model_path:=...] [device:=cpu] [autostart:=false]
 
 * The graph is ``aecf.launch.py`` (nodes, remaps and parameters from ``aecf_ros.graph``)
-  with ``use_sim_time:=true``: node clocks follow ``/clock`` from the player, so message ages
+  with ``use_sim_time:=true``; ``model_path``, ``device`` and ``autostart`` are passed on only as
+  given (default '': the params files' values stand): node clocks follow ``/clock`` from the player, so message ages
   are judged in bag time at any playback rate.
 * ``player:=ros2`` runs ``ros2 bag play BAG --clock --rate R``; ``player:=aecf`` runs
   ``aecf-ros replay BAG --rate R`` (same /clock, plus ``--drop``-style plans via ``replay_args``);
@@ -36,6 +37,8 @@ from aecf_ros import graph
 
 DROPOUT_PREFIX = graph.DROPOUT_PREFIX  # sensor_dropout's default output = prefix + input topic
 PLAYERS = ("ros2", "aecf", "none")
+#: aecf.launch.py arguments passed on as given ('' = not given: the params files decide)
+PASSED_ON = ("model_path", "device", "autostart")
 
 
 def player_command(player: str, bag: str, rate: str = "1.0", replay_args: str = "", dropout: str = "false",
@@ -104,9 +107,12 @@ def generate_launch_description():
         DeclareLaunchArgument("dropout_params", default_value=os.path.join(share, "config", "sensor_dropout.yaml"),
                               description="sensor_dropout parameters (streams and drop plan)"),
         DeclareLaunchArgument("params_file", default_value=os.path.join(share, "config", "aecf.yaml"),
-                              description="parameters of the aecf_ros nodes"),
-        DeclareLaunchArgument("model_path", default_value=graph.DEFAULT_MODEL, description="model bundle"),
-        DeclareLaunchArgument("device", default_value="auto", description="auto | cpu | cuda | cuda:N"),
+                              description="parameters of the aecf_ros nodes (comma-separated: later wins)"),
+        DeclareLaunchArgument("extra_params_file", default_value="",
+                              description="more parameters file(s) applied over params_file"),
+        # '' = not given: the params files' values stand (aecf.launch.py applies only given values)
+        *(DeclareLaunchArgument(name, default_value="", description=f"{name}; '' = the params file's")
+          for name in PASSED_ON),
     ]
 
     # Encoder inputs: the sensor topics, or the relay's outputs when dropout:=true.
@@ -120,8 +126,8 @@ def generate_launch_description():
         launch_arguments={
             "use_sim_time": "true",
             "params_file": LaunchConfiguration("params_file"),
-            "model_path": LaunchConfiguration("model_path"),
-            "device": LaunchConfiguration("device"),
+            "extra_params_file": LaunchConfiguration("extra_params_file"),
+            **{name: LaunchConfiguration(name) for name in PASSED_ON},
             **topics,
         }.items(),
     )

@@ -68,6 +68,11 @@ def test_replay_launch_runs_the_graph_on_sim_time_with_players_and_relay(monkeyp
     from aecf_ros import graph
 
     assert set(graph.TOPIC_ARGUMENTS) <= set(launch_args)
+    # issue 20 item 2: passed on as given; '' (not given) lets the params files' values stand
+    for name in ("device", "model_path", "autostart"):
+        assert declared[name] == "", name
+        assert launch_args[name].args == (name,)  # the replay launch's own argument, unchanged
+    assert declared["extra_params_file"] == "" and launch_args["extra_params_file"].args == ("extra_params_file",)
 
     bag = str(REPO / "config")  # any directory stands for the bag here
     (ros2,) = _players(entities, player="ros2", bag=bag)

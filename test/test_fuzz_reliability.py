@@ -30,7 +30,7 @@ FUZZ = settings(max_examples=150, deadline=None, suppress_health_check=[HealthCh
 
 # ------------------------------------------------------------------------------------- images
 @FUZZ
-@given(encoding=st.sampled_from([*IMAGE_ENCODINGS, "yuv422", "", "RGB8 ", "16UC1"]),
+@given(encoding=st.sampled_from([*IMAGE_ENCODINGS, "nv12", "", "RGB8 ", "16uc1", "YUYV"]),
        height=st.integers(-2, 12), width=st.integers(-2, 12), step=st.integers(-4, 80),
        is_bigendian=st.integers(0, 2), data=st.binary(max_size=1200), max_pixels=st.integers(0, 200))
 def test_image_conversion_returns_rgb_or_a_typed_error(encoding, height, width, step, is_bigendian, data,

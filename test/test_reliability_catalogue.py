@@ -61,6 +61,9 @@ def g(tmp_path_factory):
     long_timeouts = [Parameter(f"timeout_s.{m}", value=30.0) for m in ("camera", "lidar", "text")]
     nodes = {
         "camera": CameraEncoderNode(context=context, parameter_overrides=common, cli_args=remaps),
+        # one transport per camera encoder (issue 20): the compressed images go to a second one
+        "compressed": CameraEncoderNode("camera_encoder_compressed", context=context, cli_args=remaps,
+                                        parameter_overrides=common + [Parameter("transport", value="compressed")]),
         "lidar": LidarEncoderNode(context=context, parameter_overrides=common, cli_args=remaps),
         "text": TextEncoderNode(context=context, parameter_overrides=common, cli_args=remaps),
         "fusion": FusionNode(context=context, parameter_overrides=common + long_timeouts
@@ -248,7 +251,7 @@ def _sensor_catalogue():
         return CompressedImage(format="png", data=_png(scene.image))
 
     return [
-        ("image_yuv422", "image", "camera", img(encoding="yuv422"), "unsupported_encoding"),
+        ("image_nv12", "image", "camera", img(encoding="nv12"), "unsupported_encoding"),
         ("image_truncated", "image", "camera", img(data=lambda m: bytes(m.data)[:len(m.data) // 2]), "truncated"),
         ("image_step_too_small", "image", "camera",
          lambda s: Image(height=4, width=4, encoding="rgb8", step=5, data=bytes(20)), "bad_dimensions"),
@@ -288,7 +291,7 @@ def _sensor_catalogue():
     ]
 
 
-SENSOR_IDS = ["image_yuv422", "image_truncated", "image_step_too_small", "image_zero_size",
+SENSOR_IDS = ["image_nv12", "image_truncated", "image_step_too_small", "image_zero_size",
               "image_declares_16000x16000", "compressed_tiff", "compressed_empty", "compressed_garbage",
               "compressed_bmp_as_png", "compressed_png_truncated", "compressed_png_bomb_16000x16000",
               "compressed_jpeg_bomb_16000x16000", "cloud_no_z", "cloud_two_x_fields", "cloud_x_count_0",
@@ -307,14 +310,15 @@ def test_sensor_catalogue_ids_match():
 def test_bad_sensor_input_counted_node_alive_output_sane(g, case_id):
     (case,) = [c for c in _sensor_catalogue() if c[0] == case_id]
     _, pub, modality, build, reason = case
-    status = f"{modality}_encoder: {modality} input"
+    node = g.nodes["compressed" if pub == "compressed" else modality]
+    status = f"{node.get_name()}: {modality} input"
     before = _counter(g, status, f"dropped.{reason}")
-    published_before = g.nodes[modality].published
+    published_before = node.published
     n_pred = len(g.predictions)
     g.pub[pub].publish(build(_scene()))
     assert _wait_counter(g, status, f"dropped.{reason}", before), (
-        f"{case_id}: {reason} not counted; drops {dict(g.nodes[modality].monitor.drops)}")
-    assert g.nodes[modality].published == published_before  # nothing was made of it
+        f"{case_id}: {reason} not counted; drops {dict(node.monitor.drops)}")
+    assert node.published == published_before  # nothing was made of it
     good = _send_good(g, pub)  # the node still encodes
     assert len(good.embedding) == g.model.embedding_dims[modality]
     assert spin_until(g.ex, lambda: len(g.predictions) > n_pred + 2, WAIT_S)
@@ -497,7 +501,7 @@ def _timing_stream(d, seconds, make, hz=30.0):
 def test_every_second_frame_stamped_zero_does_not_knock_the_camera_out(g):
     """Issue 11 item 3: with every second camera frame stamped 0 the camera was present in ~50%
     of outputs and only time_jumps moved."""
-    status = "timing/timing_fusion: camera"
+    status = "/timing/timing_fusion: camera"
     jumps = _counter(g, status, "time_jumps")
     behind = _counter(g, status, "dropped.stamp_behind")
     n0 = len(g.timing_predictions)
@@ -515,7 +519,7 @@ def test_every_second_frame_stamped_zero_does_not_knock_the_camera_out(g):
 def test_future_stamp_tolerance_follows_the_modality_timeout(g):
     """Issue 11 item 7: lidar timeout 0.4 s: a stamp 0.9 s ahead is dropped (it was accepted with
     the fixed 1.0 s tolerance and kept lidar present long after it stopped)."""
-    status = "timing/timing_fusion: lidar"
+    status = "/timing/timing_fusion: lidar"
     future = _counter(g, status, "dropped.stamp_in_future")
     received = g.nodes["timing"].engine.monitors["lidar"].received
     g.timing_pub["lidar"].publish(_embedding(g, "lidar", stamp=_now(g) + 0.9))
@@ -529,7 +533,7 @@ def test_fusion_warns_when_a_sensor_arrives_below_its_expected_rate(g):
     """Issue 11 item 8: expected_rate_hz.text = 30; text embeddings at <= 5 Hz -> WARN."""
     from aecf_ros.nodes.diagnostics import level_value
 
-    status = "timing/timing_fusion: text"
+    status = "/timing/timing_fusion: text"
 
     def low():
         s = g.diag.get(status)
@@ -546,7 +550,7 @@ def test_fusion_warns_when_a_sensor_arrives_below_its_expected_rate(g):
 
 def test_fusion_counts_embeddings_lost_between_encoder_and_fusion(g):
     """Issue 11 item 6: gaps in ModalityEmbedding.seq are counted as lost in /diagnostics."""
-    status = "timing/timing_fusion: text"
+    status = "/timing/timing_fusion: text"
     base = g.nodes["timing"].engine.sequences["text"]
     lost = base.lost
     start = 1  # at or below the last number seen: a restart, never a loss
@@ -571,7 +575,7 @@ def test_fusion_withholds_a_non_finite_prediction_and_reports_error(g):
     def nan_forward(logits, *args, **kwargs):
         return torch.full_like(real_forward(logits, *args, **kwargs), float("nan"))
 
-    status = "timing/timing_fusion: output"
+    status = "/timing/timing_fusion: output"
     before = _counter(g, status, "no_output.invalid_output")
     calibrator.forward = nan_forward
     try:

@@ -101,13 +101,21 @@ def test_last_row_without_padding_accepted():
 @pytest.mark.parametrize(
     "args, reason",
     [
-        (("yuv422", H, W, W * 2, 0, bytes(H * W * 2)), "unsupported_encoding"),
+        (("nv12", H, W, W, 0, bytes(H * W * 3 // 2 + W)), "unsupported_encoding"),
+        (("yuv420", H, W, W, 0, bytes(H * W * 2)), "unsupported_encoding"),
         (("32FC1", H, W, W * 4, 0, bytes(H * W * 4)), "unsupported_encoding"),
         (("rgb8", H, W, W * 3, 0, bytes(H * W * 3 - 1)), "truncated"),
         (("rgb8", H, W, W * 3, 0, b""), "truncated"),
         (("rgb8", H, W, W * 3 - 1, 0, bytes(H * W * 3)), "bad_dimensions"),
         (("rgb8", 0, W, W * 3, 0, b""), "bad_dimensions"),
         (("mono16", H, W, W * 2, 0, bytes(H * W * 2 - 2)), "truncated"),
+        (("16UC1", H, W, W * 2, 0, bytes(H * W * 2 - 2)), "truncated"),
+        (("uyvy", H, 6, 12, 0, bytes(H * 12 - 1)), "truncated"),
+        (("yuyv", H, 6, 11, 0, bytes(H * 12)), "bad_dimensions"),
+        (("yuv422", H, W, W * 2, 0, bytes(H * W * 2)), "bad_dimensions"),  # odd width: no 4:2:2
+        (("bayer_rggb8", H, W, W, 0, bytes(H * W - 1)), "truncated"),
+        (("bayer_grbg8", H, W, W - 1, 0, bytes(H * W)), "bad_dimensions"),
+        (("bayer_bggr8", H, 0, 0, 0, b""), "bad_dimensions"),
     ],
 )
 def test_bad_images_raise_typed_error(args, reason):
@@ -115,6 +123,114 @@ def test_bad_images_raise_typed_error(args, reason):
         image_to_rgb(*args)
     assert err.value.reason_code == reason
     assert err.value.message
+
+
+# ------------------------------------------------- YUV 4:2:2, Bayer, 16-bit mono: against OpenCV
+def _padded(plane: np.ndarray, step: int) -> bytes:
+    """uint8[H, row_bytes] (or [H, W, C]) -> message bytes with each row padded to `step` with 0xAB."""
+    rows = plane.reshape(plane.shape[0], -1)
+    pad = np.full((rows.shape[0], step - rows.shape[1]), 0xAB, np.uint8)
+    return np.concatenate([rows, pad], axis=1).tobytes()
+
+
+YUV_W = 8  # 4:2:2 needs an even width
+
+
+@pytest.mark.parametrize("padding", [0, 6])
+@pytest.mark.parametrize("encoding, code", [
+    ("yuv422", "COLOR_YUV2RGB_UYVY"),   # ROS "yuv422" is UYVY (sensor_msgs image_encodings)
+    ("uyvy", "COLOR_YUV2RGB_UYVY"),
+    ("yuyv", "COLOR_YUV2RGB_YUYV"),
+    ("yuv422_yuy2", "COLOR_YUV2RGB_YUYV"),
+])
+def test_yuv422_matches_opencv_cvtcolor(encoding, code, padding):
+    import cv2
+
+    packed = RNG.integers(0, 256, size=(H, YUV_W, 2), dtype=np.uint8)
+    step = YUV_W * 2 + padding
+    rgb = image_to_rgb(encoding, H, YUV_W, step, 0, _padded(packed, step))
+    assert rgb.dtype == np.uint8 and rgb.shape == (H, YUV_W, 3) and rgb.flags.c_contiguous
+    np.testing.assert_array_equal(rgb, cv2.cvtColor(packed, getattr(cv2, code)))
+
+
+@pytest.mark.parametrize("encoding, luma_at", [("yuv422", 1), ("uyvy", 1), ("yuyv", 0), ("yuv422_yuy2", 0)])
+def test_yuv422_byte_order_puts_luma_where_the_encoding_says(encoding, luma_at):
+    """Neutral chroma (128): every pixel is grey, 1.164 * (Y - 16) (BT.601 video range), with Y
+    taken from the byte the encoding names as luma; reading the other order would give flat grey."""
+    luma = RNG.integers(16, 236, size=(H, YUV_W), dtype=np.uint8)
+    packed = np.full((H, YUV_W, 2), 128, np.uint8)
+    packed[:, :, luma_at] = luma
+    rgb = image_to_rgb(encoding, H, YUV_W, YUV_W * 2, 0, packed.tobytes()).astype(int)
+    expected = np.clip(np.round(1.164 * (luma.astype(float) - 16)), 0, 255)
+    for ch in range(3):
+        np.testing.assert_allclose(rgb[:, :, ch], expected, atol=1.5)
+
+
+def test_yuv422_last_row_without_padding_and_max_pixels():
+    import cv2
+
+    packed = RNG.integers(0, 256, size=(H, YUV_W, 2), dtype=np.uint8)
+    step = YUV_W * 2 + 4
+    data = _padded(packed, step)[:-4]
+    np.testing.assert_array_equal(image_to_rgb("uyvy", H, YUV_W, step, 0, data),
+                                  cv2.cvtColor(packed, cv2.COLOR_YUV2RGB_UYVY))
+    with pytest.raises(ConversionError) as err:
+        image_to_rgb("uyvy", H, YUV_W, step, 0, data, max_pixels=H * YUV_W - 1)
+    assert err.value.reason_code == "too_large"
+
+
+# ROS pattern -> OpenCV's newer name spelling the same pattern the ROS way (OpenCV >= 4.5)
+BAYER = {"bayer_rggb8": "RGGB", "bayer_bggr8": "BGGR", "bayer_gbrg8": "GBRG", "bayer_grbg8": "GRBG"}
+
+
+@pytest.mark.parametrize("padding", [0, 3])
+@pytest.mark.parametrize("encoding", list(BAYER))
+def test_bayer_matches_opencv_cvtcolor(encoding, padding):
+    import cv2
+
+    mosaic = RNG.integers(0, 256, size=(6, 8), dtype=np.uint8)
+    step = 8 + padding
+    rgb = image_to_rgb(encoding, 6, 8, step, 0, _padded(mosaic, step))
+    assert rgb.dtype == np.uint8 and rgb.shape == (6, 8, 3) and rgb.flags.c_contiguous
+    np.testing.assert_array_equal(rgb, cv2.cvtColor(mosaic, getattr(cv2, f"COLOR_Bayer{BAYER[encoding]}2RGB")))
+
+
+@pytest.mark.parametrize("encoding", list(BAYER))
+def test_bayer_flat_colour_comes_back(encoding):
+    """A mosaic of one colour sampled with the pattern the encoding names (top-left 2x2 block,
+    row by row) demosaics to that colour: proves the ROS -> OpenCV pattern mapping, not just
+    agreement with a code of our own choosing."""
+    colour = {"R": 200, "G": 100, "B": 30}
+    pattern = BAYER[encoding]
+    mosaic = np.empty((8, 10), np.uint8)
+    for dr in (0, 1):
+        for dc in (0, 1):
+            mosaic[dr::2, dc::2] = colour[pattern[2 * dr + dc]]
+    rgb = image_to_rgb(encoding, 8, 10, 10, 0, mosaic.tobytes())
+    np.testing.assert_array_equal(rgb[2:-2, 2:-2], np.broadcast_to([200, 100, 30], (4, 6, 3)))
+
+
+@pytest.mark.parametrize("encoding, code", [("rgba8", "COLOR_RGBA2RGB"), ("bgra8", "COLOR_BGRA2RGB")])
+def test_four_channel_matches_opencv_cvtcolor(encoding, code):
+    import cv2
+
+    pixels = RNG.integers(0, 256, size=(H, W, 4), dtype=np.uint8)
+    step = W * 4 + 5
+    np.testing.assert_array_equal(image_to_rgb(encoding, H, W, step, 0, _padded(pixels, step)),
+                                  cv2.cvtColor(pixels, getattr(cv2, code)))
+
+
+@pytest.mark.parametrize("encoding", ["mono16", "16UC1", "16uc1"])
+@pytest.mark.parametrize("is_bigendian", [0, 1])
+def test_sixteen_bit_mono_matches_opencv_gray_to_rgb_high_byte(encoding, is_bigendian):
+    """16UC1 is read exactly like mono16: OpenCV's GRAY2RGB of the 16-bit plane, high byte kept."""
+    import cv2
+
+    plane = RNG.integers(0, 65536, size=(H, W)).astype(">u2" if is_bigendian else "<u2")
+    step = W * 2 + 2
+    rgb = image_to_rgb(encoding, H, W, step, is_bigendian, _padded(plane.view(np.uint8).reshape(H, -1), step))
+    reference = cv2.cvtColor(plane.astype(np.uint16), cv2.COLOR_GRAY2RGB) >> 8
+    np.testing.assert_array_equal(rgb, reference.astype(np.uint8))
 
 
 # --------------------------------------------------------------------------------- compressed

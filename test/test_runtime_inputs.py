@@ -85,7 +85,7 @@ def test_unusable_inputs_raise_with_the_drop_reason(modality, msgtype, make, rea
         msg = pointcloud2_msg(np.full((10, 4), np.nan, np.float32), 1.0)
     elif make == "yuv":
         msg = image_msg(np.zeros((4, 4, 3), np.uint8), 1.0)
-        msg.encoding = "yuv422"
+        msg.encoding = "nv12"
     else:
         msg = make()
     with pytest.raises(ConversionError) as info:

@@ -1,7 +1,10 @@
 """``camera_encoder``: sensor_msgs/Image and sensor_msgs/CompressedImage -> camera embedding.
 
-Inputs (remapped by graph.py): ``image`` (raw: rgb8, bgr8, rgba8, bgra8, mono8, mono16, any row
-padding) and ``image_compressed`` (jpeg/png, image_transport's ``<topic>/compressed``).
+Input (remapped by graph.py), one of two by the ``transport`` parameter (read on configure):
+``raw`` (default) = ``image`` (sensor_msgs/Image: rgb8, bgr8, rgba8, bgra8, mono8, mono16/16UC1,
+yuv422/uyvy, yuyv/yuv422_yuy2, bayer_rggb8/bggr8/gbrg8/grbg8, any row padding); ``compressed`` =
+``image_compressed`` (jpeg/png, image_transport's ``<topic>/compressed``). Never both: a driver
+publishing both would have every frame encoded twice.
 Output: ``aecf/embedding/camera`` (aecf_ros/ModalityEmbedding, source header copied).
 Conversions and input checks: ``aecf_ros.runtime.inputs.MODALITY_INPUTS["camera"]``.
 Parameters: see :data:`aecf_ros.graph.NODES` (model_path, device, qos.image.*, ...).

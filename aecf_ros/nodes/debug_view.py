@@ -7,8 +7,8 @@ and the top predictions with their scores, all read from ``aecf/prediction``
 
 Nothing is computed while nobody looks: every ``subscriber_check_period_s`` the node counts the
 subscribers of ``aecf/debug_image``; only while there is one does it subscribe to the camera
-(``image``, ``image_compressed``: remapped like the camera encoder's) and the predictions, and
-draw. With none it holds no subscription, so camera frames are not even delivered to it.
+(``image`` or, with ``transport: compressed``, ``image_compressed``: remapped like the camera
+encoder's; one of the two, never both) and the predictions, and draw. With none it holds no subscription, so camera frames are not even delivered to it.
 
 No model is loaded (numpy + OpenCV only). Lifecycle node like the others (``autostart``).
 While no prediction arrives for ``silence_s`` (the fusion node publishes nothing when too few
@@ -31,7 +31,7 @@ from sensor_msgs.msg import CompressedImage, Image
 
 from aecf_ros import graph
 from aecf_ros.msg import FusedPrediction
-from aecf_ros.nodes.diagnostics import OK, WARN, diag_status, status_name
+from aecf_ros.nodes.diagnostics import NO_HARDWARE, OK, WARN, diag_status, status_name
 from aecf_ros.nodes.parameters import install_parameters
 from aecf_ros.nodes.qos import keep_last_qos, qos_from_params
 from aecf_ros.nodes.session import run_node
@@ -55,11 +55,13 @@ class DebugViewNode(LifecycleNode):
         self._last_render = -1e9
         self._last_prediction = 0.0  # monotonic time of the newest prediction (or of subscribing)
         self._modalities: list[str] = list(graph.MODALITIES)  # the newest prediction's
+        self._camera_input = "image"  # the transport's input topic, read on configure
         self._diag_pub = self.create_publisher(DiagnosticArray, graph.DIAGNOSTICS_TOPIC, 10)
         self.create_timer(float(self.get_parameter("diagnostics_period_s").value), self._publish_diagnostics)
 
     # -- lifecycle --------------------------------------------------------------------------------
     def on_configure(self, state: LifecycleState) -> TransitionCallbackReturn:
+        self._camera_input = graph.CAMERA_TRANSPORTS[str(self.get_parameter("transport").value)]
         self._pub = self.create_lifecycle_publisher(Image, graph.DEBUG_IMAGE_TOPIC, keep_last_qos("reliable", 2))
         return super().on_configure(state)
 
@@ -101,9 +103,9 @@ class DebugViewNode(LifecycleNode):
         self.counters["subscribers"] = n
         if n and not self._subs:
             qos = qos_from_params(self, "image")
+            frame_type = CompressedImage if self._camera_input == "image_compressed" else Image
             self._subs = [
-                self.create_subscription(Image, "image", self._on_frame, qos),
-                self.create_subscription(CompressedImage, "image_compressed", self._on_frame, qos),
+                self.create_subscription(frame_type, self._camera_input, self._on_frame, qos),
                 self.create_subscription(FusedPrediction, graph.PREDICTION_TOPIC, self._on_prediction,
                                          keep_last_qos("reliable", 1)),
             ]
@@ -181,7 +183,7 @@ class DebugViewNode(LifecycleNode):
             level, message = OK, f"drawing for {self.counters['subscribers']} subscriber(s)"
         else:
             level, message = OK, "idle: nobody subscribes to the debug image"
-        status = diag_status(status_name(self, "view"), self.get_fully_qualified_name(), level, message,
+        status = diag_status(status_name(self, "view"), NO_HARDWARE, level, message,
                              dict(self.counters))
         array = DiagnosticArray(status=[status])
         array.header.stamp = self.get_clock().now().to_msg()

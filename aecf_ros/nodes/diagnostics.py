@@ -13,11 +13,20 @@ def diag_status(name: str, hardware_id: str, level: int, message: str, values: d
     return status
 
 
+#: ``hardware_id`` of a status that is about no sensor (the fusion output, the debug view, the
+#: dropout plan): diagnostic_updater asks for ``none`` "for devices that do not have a HW_ID"
+NO_HARDWARE = "none"
+
+
 def status_name(node, what: str) -> str:
-    """``<namespace>/<node>: <what>`` (``robot1/fusion_node: lidar``): status names carry the
-    namespace, so two robots' reports stay apart in rqt_robot_monitor and diagnostic aggregators,
-    which group by name (without a namespace: ``fusion_node: lidar``)."""
-    return f"{node.get_fully_qualified_name().lstrip('/')}: {what}"
+    """``<node name>: <what>``, as diagnostic_updater names a task's status (``fusion_node: lidar``).
+
+    In a namespace the name is the fully qualified one, ``/robot1/fusion_node: lidar``, which
+    is what diagnostic_updater writes with its ``diagnostic_updater.use_fqn: true``: two robots'
+    reports then stay apart in rqt_robot_monitor and diagnostic aggregators, which group by name
+    (the updater's default, the bare node name, would merge them)."""
+    base = node.get_name() if node.get_namespace() in ("", "/") else node.get_fully_qualified_name()
+    return f"{base}: {what}"
 
 
 def _fmt(v: Any) -> str:

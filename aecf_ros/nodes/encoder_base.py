@@ -79,6 +79,7 @@ class EncoderNode(ModelLifecycleNode):
         self._seq = 0  # ModalityEmbedding.seq of the last embedding published by this process
         self._encode_ms = collections.deque(maxlen=200)
         self.qos_incompatible = IncompatibleQos()
+        self._kinds: tuple[InputKind, ...] = ()  # the input kinds subscribed on activate (set on configure)
 
     def _limits_from_params(self) -> InputLimits:
         def value(name, default):
@@ -90,6 +91,15 @@ class EncoderNode(ModelLifecycleNode):
 
     def warm_up_input(self) -> Any:
         raise NotImplementedError
+
+    def input_kinds(self) -> tuple[InputKind, ...]:
+        """The input kinds this node subscribes to: every kind of the modality, or, for a node with
+        a ``transport`` parameter (the camera), only the one on that transport's topic."""
+        kinds = MODALITY_INPUTS[self.MODALITY].kinds
+        if not self.has_parameter("transport"):
+            return kinds
+        topic = graph.CAMERA_TRANSPORTS[str(self.get_parameter("transport").value)]
+        return tuple(k for k in kinds if k.topic == topic)
 
     # ------------------------------------------------------------------ lifecycle
     def _on_params_set(self, params) -> None:
@@ -125,17 +135,20 @@ class EncoderNode(ModelLifecycleNode):
             return TransitionCallbackReturn.FAILURE
         self.monitor.name = self.sensor
         self.encoder_id = self.model.encoder_ids[self.sensor]
+        self._kinds = self.input_kinds()
         t0 = time.perf_counter()
         for _ in range(3):  # first calls allocate / pick kernels: keep that out of the data path
             self.model.encode(self.sensor, self.warm_up_input())
         self.warm_up_s = time.perf_counter() - t0
         self._pub = self.create_lifecycle_publisher(ModalityEmbedding, graph.embedding_topic(self.sensor), 10)
+        inputs = ", ".join(f"{self.resolve_topic_name(k.topic)} ({k.msgtype.rsplit('/', 1)[-1]})" for k in self._kinds)
         self.get_logger().info(
-            f"{self.sensor} ({self.MODALITY}) encoder {self.encoder_id} on {self.model.device}; warm-up {self.warm_up_s * 1e3:.1f} ms")
+            f"{self.sensor} ({self.MODALITY}) encoder {self.encoder_id} on {self.model.device}; "
+            f"warm-up {self.warm_up_s * 1e3:.1f} ms; input {inputs}")
         return super().on_configure(state)
 
     def on_activate(self, state: LifecycleState) -> TransitionCallbackReturn:
-        for kind in MODALITY_INPUTS[self.MODALITY].kinds:
+        for kind in self._kinds:
             self._subs.append(self.create_subscription(
                 message_class(kind.msgtype), kind.topic, lambda msg, kind=kind: self._on_message(kind, msg),
                 qos_from_params(self, kind.qos_input),
@@ -237,7 +250,8 @@ class EncoderNode(ModelLifecycleNode):
         values.update(self.qos_incompatible.values())
         if self.qos_incompatible.counts:  # the likely reason the input is quiet: say it
             level, message = max(level, WARN), (message + "; " if level != OK else "") + self.qos_incompatible.message()
-        arr.status.append(diag_status(status_name(self, f"{self.sensor} input"), self.get_fully_qualified_name(),
+        # hardware_id: the sensor this status is about, not this node
+        arr.status.append(diag_status(status_name(self, f"{self.sensor} input"), self.sensor,
                                       level, message, values))
         return arr
 

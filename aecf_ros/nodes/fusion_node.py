@@ -36,7 +36,7 @@ from rclpy.lifecycle import LifecycleState, TransitionCallbackReturn
 
 from aecf_ros.msg import FusedPrediction, ModalityEmbedding
 from aecf_ros import graph
-from aecf_ros.nodes.diagnostics import ERROR, OK, WARN, diag_status
+from aecf_ros.nodes.diagnostics import ERROR, NO_HARDWARE, OK, WARN, diag_status, status_name
 from aecf_ros.nodes.qos import qos_from_params
 from aecf_ros.nodes.session import run_node
 from aecf_ros.nodes.stamps import now_sec, sec_to_stamp, stamp_to_sec
@@ -241,10 +241,9 @@ class FusionNode(ModelLifecycleNode):
         """Per-modality status + output status (also used by tests in-process)."""
         arr = DiagnosticArray()
         arr.header.stamp = self.get_clock().now().to_msg()
-        hw = self.get_fully_qualified_name()
-        name = self.get_fully_qualified_name().lstrip("/")  # as diagnostics.status_name: robots stay apart
         if self.engine is None:
-            arr.status.append(diag_status(f"{name}: output", hw, WARN, "not configured (no model loaded)", {}))
+            arr.status.append(diag_status(status_name(self, "output"), NO_HARDWARE, WARN,
+                                          "not configured (no model loaded)", {}))
             return arr
         now = now_sec(self)
         for m, snap in self.engine.snapshot(now).items():
@@ -260,7 +259,7 @@ class FusionNode(ModelLifecycleNode):
             level, message = STATE_LEVEL[state], state.value
             if state is StreamState.OK and snap["rate_message"]:
                 level, message = WARN, f"{state.value}; {snap['rate_message']}"
-            arr.status.append(diag_status(f"{name}: {m}", hw, level, message, values))
+            arr.status.append(diag_status(status_name(self, m), m, level, message, values))  # hw id: the sensor
         out = self._last_output
         values = {"published": self.engine.published, "publish_rate_hz": self.get_parameter("publish_rate_hz").value,
                   "inference_ms_last": self._inference_ms[-1] if self._inference_ms else None,
@@ -290,7 +289,7 @@ class FusionNode(ModelLifecycleNode):
             values["weights"] = ",".join(f"{m}={w:.3f}" for m, w in zip(out.modalities, out.weights))
         else:
             level, message = WARN, "no step yet"
-        arr.status.append(diag_status(f"{name}: output", hw, level, message, values))
+        arr.status.append(diag_status(status_name(self, "output"), NO_HARDWARE, level, message, values))
         return arr
 
 

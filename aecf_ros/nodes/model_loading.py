@@ -2,8 +2,39 @@
 from __future__ import annotations
 
 import os
+import re
+from typing import Optional
 
 from aecf_ros.graph import DEFAULT_MODEL
+
+#: torch.load(weights_only=True), which every bundle is read with, arrived in torch 1.13
+MIN_TORCH = (1, 13)
+
+
+def torch_version_problem(version: str, minimum: tuple[int, int] = MIN_TORCH) -> Optional[str]:
+    """Why torch ``version`` (``torch.__version__``: ``"2.13.0+cpu"``, ``"1.12.1+cu113"``,
+    ``"1.13.0a0+git..."``) cannot load the model bundles, or None when it can. A version
+    string that does not start with ``major.minor`` is not judged (None)."""
+    match = re.match(r"\s*(\d+)\.(\d+)", str(version))
+    if not match:
+        return None
+    if (int(match.group(1)), int(match.group(2))) >= minimum:
+        return None
+    need = ".".join(map(str, minimum))
+    return (f"torch {version} is too old: aecf_ros needs torch >= {need} (model bundles are read with "
+            f"torch.load(weights_only=True), new in {need}); install a newer torch, e.g. a wheel from "
+            f"pytorch.org into the venv the nodes run in (README: Install on a robot)")
+
+
+def check_torch_version() -> None:
+    """Raise ModelLoadError (configure fails with this reason, logged) for a torch that is too old."""
+    import torch
+
+    from aecf_ros.model import ModelLoadError
+
+    problem = torch_version_problem(torch.__version__)
+    if problem:
+        raise ModelLoadError(problem)
 
 
 def configure_torch_threads() -> int:
@@ -53,6 +84,7 @@ def load_model_from_params(node, parts=None):
     :func:`aecf_ros.model.load_model`: each node holds only its part of the bundle."""
     from aecf_ros.model import load_model
 
+    check_torch_version()
     configure_torch_threads()
     path = str(node.get_parameter("model_path").value or "")
     device = resolve_device_rule(str(node.get_parameter("device").value or "auto"),

@@ -10,9 +10,10 @@ def qos_from_params(node, input_name: str) -> QoSProfile:
 
     RELIABLE is the default on purpose: with FastDDS defaults, BEST_EFFORT ~1 MB images and
     clouds were measured delivering nothing on this kind of machine; RELIABLE delivered all.
-    ``sensor_data`` (BEST_EFFORT, what REP 2003 drivers publish) is there for drivers that only
-    publish BEST_EFFORT: a RELIABLE subscription cannot match them (the nodes report that
-    incompatibility in /diagnostics and the log).
+    REP 2003 has drivers publish with SystemDefaultsQoS (RELIABLE: this default matches them) and
+    consumers subscribe with SensorDataQoS (BEST_EFFORT); ``sensor_data`` is that consumer profile,
+    needed for drivers that publish BEST_EFFORT: a RELIABLE subscription cannot match them (the
+    nodes report that incompatibility in /diagnostics and the log).
     """
     return named_qos(node.get_parameter(f"qos.{input_name}.profile").value,
                      int(node.get_parameter(f"qos.{input_name}.depth").value),

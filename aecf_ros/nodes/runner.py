@@ -9,7 +9,9 @@ unreliable with these rclpy wheels), then configures + activates each lifecycle 
                  [--namespace robot1] [--camera-topic /front/image_raw] [--only fusion_node ...]
                  [--no-debug-view]
 
-Parameter precedence: node defaults (graph.py) < ``--params`` file < command-line options.
+Parameter precedence: node defaults (graph.py) < ``--params`` files (repeat: later wins) < the
+command-line options given (``--device`` / ``--model-path`` apply only when given, like the
+launch file's arguments).
 """
 from __future__ import annotations
 

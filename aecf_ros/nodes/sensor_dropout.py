@@ -42,7 +42,7 @@ from rclpy.lifecycle import LifecycleNode, LifecycleState, TransitionCallbackRet
 from rclpy.parameter import Parameter
 
 from aecf_ros.graph import DEFAULT_MODALITY_TOPICS
-from aecf_ros.nodes.diagnostics import OK, WARN, diag_status, status_name
+from aecf_ros.nodes.diagnostics import NO_HARDWARE, OK, WARN, diag_status, status_name
 from aecf_ros.nodes.qos import keep_last_qos
 from aecf_ros.nodes.session import run_node
 from aecf_ros.nodes.message_types import UnknownMessageType, message_class
@@ -225,7 +225,7 @@ class SensorDropoutNode(LifecycleNode):
     def _publish_diagnostics(self) -> None:
         values = {f"{kind}.{m}": n for kind, table in self.counters().items() for m, n in table.items()}
         level, message = (OK, self.plan.describe()) if self._active else (WARN, "inactive: relaying nothing")
-        status = diag_status(status_name(self, "plan"), self.get_fully_qualified_name(), level, message, values)
+        status = diag_status(status_name(self, "plan"), NO_HARDWARE, level, message, values)
         msg = DiagnosticArray(status=[status])
         msg.header.stamp = self.get_clock().now().to_msg()
         self._diag_pub.publish(msg)

@@ -11,8 +11,10 @@ Every failure raises :class:`ConversionError` with a short machine-readable ``re
 Conventions
 -----------
 * Images come out as RGB ``uint8[H, W, 3]`` (C-contiguous, a copy: the message buffer can go).
-  ``mono16`` is reduced to 8 bits by keeping the high byte (``v >> 8``), the usual
-  16 -> 8 bit display conversion.
+  ``mono16`` / ``16UC1`` are reduced to 8 bits by keeping the high byte (``v >> 8``), the usual
+  16 -> 8 bit display conversion. Packed YUV 4:2:2 (``yuv422`` = UYVY, ``uyvy``, ``yuyv``,
+  ``yuv422_yuy2`` = YUYV) and 8-bit Bayer mosaics (``bayer_rggb8`` / ``bggr8`` / ``gbrg8`` /
+  ``grbg8``) are converted with OpenCV's ``cv2.cvtColor``, the codes cv_bridge uses.
 * Point clouds come out as ``float32[N, 4]`` = x, y, z, intensity (0 when the cloud has no
   intensity field). Points with a non-finite x, y or z are dropped (organised clouds mark
   missing returns with NaN). Extra fields (ring, time, ...) are ignored. Either byte order.
@@ -57,7 +59,8 @@ class ConversionError(ValueError):
         self.message = message
 
 
-# encoding -> (channels, bytes per channel)
+# encoding (as sensor_msgs/image_encodings spells it) -> (channels, bytes per channel) of the
+# message buffer. Matched case-insensitively after stripping blanks.
 IMAGE_ENCODINGS: dict[str, tuple[int, int]] = {
     "rgb8": (3, 1),
     "bgr8": (3, 1),
@@ -65,7 +68,30 @@ IMAGE_ENCODINGS: dict[str, tuple[int, int]] = {
     "bgra8": (4, 1),
     "mono8": (1, 1),
     "mono16": (1, 2),
+    "16UC1": (1, 2),  # read like mono16 (a 16-bit single channel; e.g. depth in mm)
+    # packed YUV 4:2:2, two bytes a pixel; "yuv422" is UYVY in ROS (image_encodings.hpp)
+    "yuv422": (2, 1),
+    "uyvy": (2, 1),
+    "yuyv": (2, 1),
+    "yuv422_yuy2": (2, 1),  # = YUYV
+    # 8-bit Bayer mosaics, one byte a pixel
+    "bayer_rggb8": (1, 1),
+    "bayer_bggr8": (1, 1),
+    "bayer_gbrg8": (1, 1),
+    "bayer_grbg8": (1, 1),
 }
+_ENCODING_BY_LOWER = {name.lower(): name for name in IMAGE_ENCODINGS}
+
+# packed YUV 4:2:2 -> the OpenCV conversion (as cv_bridge converts them)
+_YUV422_CODES = {"yuv422": "COLOR_YUV2RGB_UYVY", "uyvy": "COLOR_YUV2RGB_UYVY",
+                 "yuyv": "COLOR_YUV2RGB_YUYV", "yuv422_yuy2": "COLOR_YUV2RGB_YUYV"}
+# ROS names a Bayer pattern by its top-left 2x2 block read row by row; OpenCV's older names
+# (the ones every OpenCV 4 has) use the 2x2 block starting at the second row and column, so
+# ROS rggb = OpenCV "BG" (cv_bridge uses the same mapping; OpenCV >= 4.5 also spells it
+# COLOR_BayerRGGB2RGB, the same value).
+_BAYER_CODES = {"bayer_rggb8": "COLOR_BayerBG2RGB", "bayer_bggr8": "COLOR_BayerRG2RGB",
+                "bayer_gbrg8": "COLOR_BayerGR2RGB", "bayer_grbg8": "COLOR_BayerGB2RGB"}
+
 
 # sensor_msgs/PointField datatype constants -> numpy base type (byte order added later)
 POINTFIELD_DTYPES: dict[int, str] = {
@@ -102,13 +128,15 @@ def image_to_rgb(encoding: str, height: int, width: int, step: int, is_bigendian
                  data: Any, max_pixels: int = DEFAULT_MAX_PIXELS) -> np.ndarray:
     """Raw ``sensor_msgs/Image`` fields -> RGB ``uint8[H, W, 3]``.
 
-    Handles rgb8, bgr8, rgba8, bgra8 (alpha dropped), mono8, mono16 (either byte order) and any
-    row padding (``step`` larger than ``width * bytes_per_pixel``). The last row may omit its
+    Handles the encodings of :data:`IMAGE_ENCODINGS`: rgb8, bgr8, rgba8, bgra8 (alpha dropped),
+    mono8, mono16 / 16UC1 (either byte order), packed YUV 4:2:2 (yuv422 = uyvy, yuyv =
+    yuv422_yuy2; the width must be even) and 8-bit Bayer (rggb, bggr, gbrg, grbg), with any row
+    padding (``step`` larger than ``width * bytes_per_pixel``). The last row may omit its
     padding (some drivers do), so only ``(H - 1) * step + W * bpp`` bytes are required.
     More than ``max_pixels`` pixels (0 = no bound): ``too_large``.
     """
-    enc = (encoding or "").strip().lower()
-    if enc not in IMAGE_ENCODINGS:
+    enc = _ENCODING_BY_LOWER.get((encoding or "").strip().lower())
+    if enc is None:
         raise ConversionError(
             "unsupported_encoding",
             f"image encoding {encoding!r} is not supported (use one of {', '.join(IMAGE_ENCODINGS)})")
@@ -116,6 +144,8 @@ def image_to_rgb(encoding: str, height: int, width: int, step: int, is_bigendian
     height, width, step = int(height), int(width), int(step)
     if height <= 0 or width <= 0:
         raise ConversionError("bad_dimensions", f"image is {width}x{height}; both must be > 0")
+    if enc in _YUV422_CODES and width % 2:
+        raise ConversionError("bad_dimensions", f"{enc} image is {width} wide; 4:2:2 needs an even width")
     _check_pixels(width, height, max_pixels, "image")
     row_bytes = width * channels * depth
     if step < row_bytes:
@@ -136,6 +166,12 @@ def image_to_rgb(encoding: str, height: int, width: int, step: int, is_bigendian
         mono = (pixels >> 8).astype(np.uint8)
         return np.repeat(mono[:, :, None], 3, axis=2)
     pixels = rows.reshape(height, width, channels)
+    if enc in _YUV422_CODES or enc in _BAYER_CODES:
+        import cv2
+
+        code = getattr(cv2, _YUV422_CODES.get(enc) or _BAYER_CODES[enc])
+        src = np.ascontiguousarray(pixels if channels == 2 else pixels[:, :, 0])
+        return np.ascontiguousarray(cv2.cvtColor(src, code))
     if enc == "rgb8":
         return np.ascontiguousarray(pixels)
     if enc == "bgr8":
