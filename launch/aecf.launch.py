@@ -1,4 +1,7 @@
-"""Launch the aecf_ros graph: camera/lidar/text encoders + fusion_node, one process each.
+"""Launch the aecf_ros graph: one encoder per declared sensor + fusion_node, one process each.
+
+The sensors are the params file's ``sensors: [...]`` (default camera/lidar/text; see README
+"Your robot's sensors"): ``front_camera`` gets a ``front_camera_encoder`` node, and so on.
 
     ros2 launch aecf_ros aecf.launch.py [params_file:=...] [extra_params_file:=...] [use_sim_time:=true]
         [device:=cpu] [model_path:=/path/model.pt] [autostart:=false] [log_level:=debug]
@@ -73,21 +76,28 @@ def _nodes(context):
     respawn = _flag("respawn", value("respawn", "false"))
     delay = float(value("respawn_delay", "2.0"))
     log_level = str(value("log_level", "info")).strip() or "info"
+    from aecf_ros.runtime.sensor_graph import declared_sensor_set, graph_nodes
+
+    files = [p for p in parameters if isinstance(p, str)]
+    # the robot's declared sensors (the params files' `sensors: [...]`): one encoder node each;
+    # a bad declaration stops the launch here, naming the parameter, before any node starts
+    sensor_set = declared_sensor_set(files, value("namespace", ""))
+    topics = {name: value(name, default) for name, default in graph.TOPIC_ARGUMENTS.items()}
+    without = [spec.switch for spec in graph.NODES
+               if spec.switch and not _flag(spec.switch, value(spec.switch, "true"))]
     nodes = []
-    for spec in graph.NODES:
-        if spec.switch and not _flag(spec.switch, value(spec.switch, "true")):
-            continue
+    for g in graph_nodes(sensor_set, topics, without):
         # launch_ros' LifecycleNode (not a plain Node): launch knows they are managed, so lifecycle
         # event handlers (OnStateTransition) and `ros2 lifecycle` tooling work on them
         nodes.append(LifecycleNode(
             package=graph.PACKAGE,
-            executable=spec.executable,
-            name=spec.name,
+            executable=g.spec.executable,
+            name=g.name,
             namespace=value("namespace", ""),
             output="screen",
-            parameters=parameters,
-            remappings=[(remap.internal, value(remap.argument, graph.TOPIC_ARGUMENTS[remap.argument]) + remap.suffix)
-                        for remap in spec.remaps],
+            # the node's own parameters (sensor, transport) under the given launch overrides
+            parameters=[*parameters[:-1], {**g.parameters, **parameters[-1]}],
+            remappings=list(g.remaps),
             arguments=["--ros-args", "--log-level", log_level],
             respawn=respawn,
             respawn_delay=delay,

@@ -21,7 +21,8 @@ def test_launch_file_derives_nodes_from_graph():
     imports = {(n.module, a.name) for n in ast.walk(tree) if isinstance(n, ast.ImportFrom) for a in n.names}
     assert ("aecf_ros", "graph") in imports
     source = LAUNCH_FILE.read_text()
-    for needle in ("graph.NODES", "graph.TOPIC_ARGUMENTS", "spec.executable", "spec.name", "spec.remaps"):
+    for needle in ("graph.NODES", "graph.TOPIC_ARGUMENTS", "declared_sensor_set", "graph_nodes", "g.spec.executable",
+                   "g.name", "g.remaps"):
         assert needle in source
     literals = {n.value for n in ast.walk(tree) if isinstance(n, ast.Constant) and isinstance(n.value, str)}
     for spec in graph.NODES:  # nothing hard-coded that graph.py defines
@@ -116,6 +117,7 @@ def test_launch_description_has_every_graph_node_with_remaps(monkeypatch):
             "respawn", "respawn_delay", "namespace", *graph.TOPIC_ARGUMENTS} <= set(declared)
     assert {s.switch for s in graph.NODES if s.switch} == {"debug_view"} and "debug_view" in declared
     nodes = make(camera_topic="/front/image")
+    # the default params file declares camera/lidar/text: today's graph, same names
     assert [n.kwargs["name"] for n in nodes] == [s.name for s in graph.NODES]
     for node, spec in zip(nodes, graph.NODES):
         assert type(node).__name__ == "LifecycleNode"  # launch_ros knows they are managed nodes
@@ -137,11 +139,14 @@ def test_launch_arguments_override_the_params_file_only_when_given(monkeypatch):
     declared, make = launch
     assert declared["device"] == declared["model_path"] == declared["autostart"] == ""
     default_file = declared["params_file"]
+    own = {"camera_encoder": {"sensor": "camera", "transport": "raw"}, "lidar_encoder": {"sensor": "lidar"},
+           "text_encoder": {"sensor": "text"}, "debug_view": {"transport": "raw"}}
     for node in make():
-        assert node.kwargs["parameters"] == [default_file, {"use_sim_time": False}]
+        assert node.kwargs["parameters"] == [default_file, {**own.get(node.kwargs["name"], {}), "use_sim_time": False}]
     for node in make(device="cuda:1", model_path="/models/m.pt", autostart="false", use_sim_time="true"):
-        assert node.kwargs["parameters"] == [default_file, {"use_sim_time": True, "device": "cuda:1",
-                                                            "model_path": "/models/m.pt", "autostart": False}]
+        assert node.kwargs["parameters"] == [default_file, {**own.get(node.kwargs["name"], {}), "use_sim_time": True,
+                                                            "device": "cuda:1", "model_path": "/models/m.pt",
+                                                            "autostart": False}]
     with pytest.raises(ValueError, match="autostart"):
         make(autostart="yes please")
 
@@ -155,7 +160,7 @@ def test_launch_layers_params_files_in_order_and_refuses_a_missing_one(monkeypat
     for f in (a, b, c):
         f.write_text("/**:\n  ros__parameters: {}\n")
     params = make(params_file=f"{a}, {b}", extra_params_file=str(c))[0].kwargs["parameters"]
-    assert params == [str(a), str(b), str(c), {"use_sim_time": False}]
+    assert params == [str(a), str(b), str(c), {"sensor": "camera", "transport": "raw", "use_sim_time": False}]
     with pytest.raises(ValueError, match="nope.yaml"):
         make(extra_params_file=str(tmp_path / "nope.yaml"))
 
@@ -241,7 +246,16 @@ def test_config_files_only_set_declared_parameters_with_valid_values(config):
         section = section.removeprefix("/**/")  # any-namespace form of a node section
         assert section == "/**" or section in names, section
         specs = {p.name: p for s in graph.NODES if section in ("/**", s.name) for p in s.parameters}
-        for key, value in body["ros__parameters"].items():
+        params = dict(body["ros__parameters"])
+        if "sensors" in params:  # the sensor declaration (aecf_ros/sensors.py checks it whole)
+            from aecf_ros.sensors import parse_sensor_set
+
+            declared = {"sensors": params.pop("sensors")}
+            for name in declared["sensors"]:
+                declared.update({f"{name}.{k}": v for k, v in params.pop(name).items()})
+            assert section == "/**", f"{config}: declare the sensors under /** so every node reads them"
+            parse_sensor_set(declared)
+        for key, value in params.items():
             assert key in specs or key == "use_sim_time", f"{config}: {section}.{key} is not declared"
             spec = specs[key]
             assert type(value) is type(spec.default), f"{key}: {value!r} vs default {spec.default!r}"
@@ -393,3 +407,57 @@ def test_readme_lifecycle_manager_example_lists_every_graph_node():
     assert len(examples) == 2 and "bond_timeout:=0.0" in readme and "bond_timeout: 0.0" in readme
     for example in examples:
         assert sorted(yaml.safe_load(example)) == sorted(s.name for s in graph.NODES)
+
+
+TWO_CAMERA_ROBOT = """/**:
+  ros__parameters:
+    sensors: [front_camera, rear_camera, lidar]
+    front_camera: {kind: image, topic: /front/image_raw}
+    rear_camera: {kind: image, topic: /rear/image_raw/compressed, transport: compressed}
+    lidar: {kind: pointcloud, topic: /velodyne_points}
+"""
+
+
+def test_launch_starts_one_encoder_per_declared_sensor(monkeypatch, tmp_path):
+    """Issue 16 item 3: the robot's params file, not the package, says which encoders run."""
+    launch = _launch(monkeypatch)
+    if launch is None:
+        return
+    _, make = launch
+    robot = tmp_path / "robot.yaml"
+    robot.write_text(TWO_CAMERA_ROBOT)
+    nodes = {n.kwargs["name"]: n.kwargs for n in make(params_file=str(robot))}
+    assert list(nodes) == ["front_camera_encoder", "rear_camera_encoder", "lidar_encoder", "fusion_node", "debug_view"]
+    assert nodes["rear_camera_encoder"]["executable"] == "camera_encoder"
+    assert dict(nodes["rear_camera_encoder"]["remappings"])["image_compressed"] == "/rear/image_raw/compressed"
+    assert nodes["rear_camera_encoder"]["parameters"][-1]["sensor"] == "rear_camera"
+    assert nodes["rear_camera_encoder"]["parameters"][-1]["transport"] == "compressed"
+    assert dict(nodes["lidar_encoder"]["remappings"]) == {"points": "/velodyne_points"}
+    assert dict(nodes["debug_view"]["remappings"])["image"] == "/front/image_raw"  # the first camera
+    bad = tmp_path / "bad.yaml"
+    bad.write_text(TWO_CAMERA_ROBOT.replace("kind: pointcloud", "kind: radar"))
+    with pytest.raises(ValueError, match="'lidar.kind'"):
+        make(params_file=str(bad))
+
+
+def test_runner_builds_the_declared_robot_and_refuses_a_bad_declaration(tmp_path, rclpy_context):
+    from aecf_ros.nodes.runner import create_nodes
+    from aecf_ros.sensors import SensorConfigError
+
+    robot = tmp_path / "robot.yaml"
+    robot.write_text(TWO_CAMERA_ROBOT)
+    nodes = create_nodes(rclpy_context, [robot], only=["rear_camera_encoder", "fusion_node"])
+    try:
+        enc, fusion = nodes
+        assert enc.get_name() == "rear_camera_encoder" and enc.get_parameter("sensor").value == "rear_camera"
+        assert enc.get_parameter("transport").value == "compressed"
+        assert fusion.sensor_set.names == ("front_camera", "rear_camera", "lidar") and fusion.sensor_error is None
+        assert fusion.get_parameter("timeout_s.rear_camera").value == 0.25  # the image kind's default
+        assert not fusion.has_parameter("timeout_s.text")
+    finally:
+        for n in nodes:
+            n.destroy_node()
+    bad = tmp_path / "bad.yaml"
+    bad.write_text(TWO_CAMERA_ROBOT.replace("/velodyne_points", "/front/image_raw"))
+    with pytest.raises(SensorConfigError, match="two sensors on one topic"):
+        create_nodes(rclpy_context, [bad])

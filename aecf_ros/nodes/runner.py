@@ -61,25 +61,30 @@ def create_nodes(context, params_files: Sequence[Path] = (), use_sim_time: bool 
 
     from rclpy.parameter import Parameter
 
-    specs = [s for s in graph.NODES if (not only or s.name in only) and not (s.switch and s.switch in without)]
-    unknown = set(only or ()) - {s.name for s in graph.NODES}
+    from aecf_ros.runtime.sensor_graph import declared_sensor_set, graph_nodes
+
+    sensor_set = declared_sensor_set(params_files or (), namespace)  # SensorConfigError names the parameter
+    planned = graph_nodes(sensor_set, topics, without)
+    unknown = set(only or ()) - {g.name for g in graph_nodes(sensor_set)}
     if unknown:
-        raise ValueError(f"unknown node(s) {sorted(unknown)}; graph has {[s.name for s in graph.NODES]}")
+        raise ValueError(f"unknown node(s) {sorted(unknown)}; graph has {[g.name for g in graph_nodes(sensor_set)]}")
     nodes = []
-    for spec in specs:
+    for g in planned:
+        if only and g.name not in only:
+            continue
         cli = ["--ros-args"]
         for params_file in params_files or ():
             cli += ["--params-file", str(params_file)]
-        for internal, topic in graph.resolve_remaps(spec, topics):
+        for internal, topic in g.remaps:
             cli += ["-r", f"{internal}:={topic}"]
-        overrides = {"use_sim_time": bool(use_sim_time)}
+        overrides = {"use_sim_time": bool(use_sim_time), **g.parameters}
         if device:
             overrides["device"] = device
         if model_path:
             overrides["model_path"] = str(model_path)
-        overrides.update((extra_parameters or {}).get(spec.name, {}))
-        node_class = importlib.import_module(spec.module).NODE_CLASS
-        nodes.append(node_class(spec.name, context=context, namespace=namespace or None, cli_args=cli,
+        overrides.update((extra_parameters or {}).get(g.name, {}))
+        node_class = importlib.import_module(g.spec.module).NODE_CLASS
+        nodes.append(node_class(g.name, context=context, namespace=namespace or None, cli_args=cli,
                                 parameter_overrides=[Parameter(k, value=v) for k, v in overrides.items()]))
     return nodes
 
@@ -97,10 +102,18 @@ def run(args: argparse.Namespace) -> int:
             return 2
     topics = {k: getattr(args, k) for k in graph.TOPIC_ARGUMENTS}
     without = [s.switch for s in graph.NODES if s.switch and getattr(args, "no_" + s.switch, False)]
+    from aecf_ros.sensors import SensorConfigError
+
     with RosSession() as ros:
-        nodes = [ros.add_node(node) for node in create_nodes(
-            ros.context, params_files, args.use_sim_time, args.device, args.model_path, args.namespace,
-            topics, args.only, without=without)]
+        try:
+            created = create_nodes(ros.context, params_files, args.use_sim_time, args.device, args.model_path,
+                                   args.namespace, topics, args.only, without=without)
+        except SensorConfigError as exc:
+            print(f"aecf-ros run: bad sensor declaration in {', '.join(map(str, params_files))}: {exc}",
+                  file=sys.stderr)
+            ros.exit_code = 2
+            return ros.exit_code
+        nodes = [ros.add_node(node) for node in created]
         for node in nodes:
             if node.get_parameter("autostart").value and not ros.bring_up(node):
                 print(f"aecf-ros run: {node.get_name()} failed to start (see its log above)", file=sys.stderr)
