@@ -152,8 +152,11 @@ class FusionNode(ModelLifecycleNode):
     def on_activate(self, state: LifecycleState) -> TransitionCallbackReturn:
         qos = qos_from_params(self, "embeddings")
         for m in self.engine.modalities:
+            # an `embedding` sensor's own node publishes on the sensor's declared topic
+            sensor = self.sensor_set[m] if m in self.sensor_set else None
+            topic = sensor.topic if sensor is not None and sensor.family is None else graph.embedding_topic(m)
             self._subs.append(self.create_subscription(
-                ModalityEmbedding, graph.embedding_topic(m), lambda msg, m=m: self._on_embedding(m, msg), qos))
+                ModalityEmbedding, topic, lambda msg, m=m: self._on_embedding(m, msg), qos))
         self._start_timer()
         self._active = True
         return super().on_activate(state)
