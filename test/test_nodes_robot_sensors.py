@@ -8,7 +8,7 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from test_nodes_support import spin_for, spin_until
+from test_nodes_support import REPO_ROOT, spin_for, spin_until
 
 pytestmark = [pytest.mark.ros]
 
@@ -39,18 +39,20 @@ def robot(tmp_path_factory):
     from rclpy.node import Node
     from sensor_msgs.msg import CompressedImage, Image, PointCloud2
 
-    from aecf_ros.model import build_model, save_model
     from aecf_ros.msg import FusedPrediction
     from aecf_ros.nodes.lifecycle import bring_up
     from aecf_ros.nodes.runner import create_nodes
 
+    from aecf_ros.cli import main as cli_main
+
     root = tmp_path_factory.mktemp("robot16")
     model_path = root / "two_cameras.pt"
-    torch_model = build_model(None, modalities=NAMES, sensor_families={"front_camera": "camera",
-                                                                       "rear_camera": "camera", "lidar": "lidar"})
-    save_model(torch_model, model_path)
     params = root / "robot.yaml"
     params.write_text(ROBOT.format(model=model_path))
+    # a tiny model trained for the robot's declared sensors (aecf-ros train --params)
+    assert cli_main(["train", "--config", str(REPO_ROOT / "config" / "train_tiny.yaml"), "--set",
+                     f"workdir={root / 'work'}", "--set", f"cache_dir={root / 'cache'}", "--params", str(params),
+                     "--out", str(model_path)]) == 0
     context = rclpy.context.Context()
     rclpy.init(context=context)
     nodes = create_nodes(context, [params], without=["debug_view"])
@@ -113,6 +115,7 @@ def test_predictions_fuse_the_declared_sensors_by_name(robot):
     # the rear camera's encoder published on its own topic, with its own name
     fusion = robot.nodes["fusion_node"]
     assert fusion.engine.monitors["rear_camera"].received > 0
+    assert list(full[-1].class_names) == list(fusion.model.class_names)
 
 
 def test_stopping_rear_camera_leaves_only_it_absent(robot):
@@ -150,3 +153,31 @@ def test_a_bundle_for_other_sensors_is_refused_at_configure(robot):
         assert node._state_machine.current_state[1] == "unconfigured"
     finally:
         node.destroy_node()
+
+
+def test_trained_bundle_records_the_robots_sensors_and_cameras_see_their_own_views(robot):
+    import torch
+
+    from aecf_ros.model import load_model
+
+    path = robot.root / "two_cameras.pt"
+    record = {r["name"]: r for r in torch.load(path, weights_only=False)["sensors"]}
+    assert list(record) == NAMES and record["rear_camera"]["shares_encoder_with"] == ["front_camera"]
+    # one CNN, two views: a scene's front and rear embeddings differ (each camera its own window)
+    from aecf_ros.train.arrays import build_arrays
+    from aecf_ros.train.sensor_set import sensor_embeddings
+
+    model = load_model(path, "cpu")
+    emb = sensor_embeddings(model, build_arrays(4, seed=3))
+    assert not torch.allclose(emb["front_camera"], emb["rear_camera"])
+
+
+def test_train_refuses_sensors_the_simulator_cannot_render(tmp_path, capsys):
+    from aecf_ros.cli import main as cli_main
+
+    robot = tmp_path / "radar.yaml"
+    robot.write_text("/**:\n  ros__parameters:\n    sensors: [camera, radar]\n"
+                     "    camera: {kind: image, topic: /c}\n    radar: {kind: embedding, topic: /radar/embedding}\n")
+    assert cli_main(["train", "--config", str(REPO_ROOT / "config" / "train_tiny.yaml"), "--params", str(robot),
+                     "--out", str(tmp_path / "m.pt")]) == 2
+    assert "radar" in capsys.readouterr().err

@@ -43,6 +43,9 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--resume", action="store_true",
                         help="resume from <workdir>/checkpoint.pt of an interrupted run")
     parser.add_argument("--json", help="also write the training summary as JSON here")
+    parser.add_argument("--params", action="append", default=None, metavar="PARAMS_FILE",
+                        help="the robot's ROS params file(s) (repeat to layer): train for the sensors it declares "
+                             "('sensors: [...]'); the simulator renders each image sensor's own view")
 
 
 def config_from_args(args, extra: list[str] | None = None) -> dict:
@@ -108,10 +111,29 @@ def run(args) -> int:
     from aecf_ros.model import save_model
     from aecf_ros.train.pipeline import bundle_metadata, train_pipeline
 
+    families = None
+    if getattr(args, "params", None):
+        from aecf_ros.runtime.sensor_graph import declared_sensor_set
+        from aecf_ros.sensors import DEFAULT_SENSOR_SET, SensorConfigError
+
+        try:
+            sensor_set = declared_sensor_set(args.params)
+        except (SensorConfigError, OSError, ValueError) as exc:
+            print(f"aecf-ros train: {', '.join(args.params)}: {exc}", file=sys.stderr)
+            return 2
+        embedding = [s.name for s in sensor_set if s.family is None]
+        if embedding:
+            print(f"aecf-ros train: sensors {embedding} are of kind embedding: the simulator cannot render "
+                  f"them; train on your own recordings", file=sys.stderr)
+            return 2
+        if sensor_set.families() != DEFAULT_SENSOR_SET.families():
+            families = sensor_set.families()
     started = start_run("train", args)
     if started is None:
         return 2
     cfg, dist = started
+    if families:
+        cfg["sensors"] = families
 
     def log(msg: str) -> None:
         if dist.is_main:

@@ -152,7 +152,15 @@ def train_pipeline(cfg: Mapping, *, dist: DistContext, resume: bool = False,
     t0 = time.perf_counter()
     cache = prepare_embeddings(model, cfg, dist=dist, progress=progress, checkpoint=ckpt, log=log)
     stage1_s = time.perf_counter() - t0
-    train, val, test = (split_set(cache, s, model.modalities) for s in ("train", "val", "test"))
+    if cfg.get("sensors"):  # a declared sensor set (aecf-ros train --params robot.yaml)
+        from aecf_ros.train.sensor_set import sensor_model, sensor_split
+        from aecf_ros.train.stage1 import build_split
+
+        model = sensor_model(model, cfg["sensors"])
+        train, val, test = (sensor_split(model, build_split(cfg["data"], s, model), s) for s in ("train", "val", "test"))
+        log(f"[stage1] embedded the declared sensors {', '.join(model.modalities)}")
+    else:
+        train, val, test = (split_set(cache, s, model.modalities) for s in ("train", "val", "test"))
     log(f"[stage2] method={method} seed={seed} train={len(train)} val={len(val)} test={len(test)}")
     res = train_stage2_and_eval(model, method, seed, train, val, test, cfg, dist=dist,
                                 progress=progress, checkpoint=ckpt)
