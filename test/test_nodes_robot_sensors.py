@@ -181,3 +181,31 @@ def test_train_refuses_sensors_the_simulator_cannot_render(tmp_path, capsys):
     assert cli_main(["train", "--config", str(REPO_ROOT / "config" / "train_tiny.yaml"), "--params", str(robot),
                      "--out", str(tmp_path / "m.pt")]) == 2
     assert "radar" in capsys.readouterr().err
+
+
+def test_bag_of_the_robot_with_a_drop_plan_on_rear_camera(robot):
+    """Item 6 (bags): make-bag writes the declared sensors, evaluate-bag reads them with the robot's
+    params file, and a drop plan names the robot's own sensor."""
+    import json
+
+    from aecf_ros.bag.bag_io import BagReader
+    from aecf_ros.cli import main as cli_main
+
+    bag = robot.root / "robot_bag"
+    assert cli_main(["make-bag", str(bag), "--duration", "4", "--scene-hold", "2", "--camera-hz", "5",
+                     "--lidar-hz", "5", "--params", str(robot.params)]) == 0
+    with BagReader(bag) as reader:
+        topics = {t.name: t.msgtype for t in reader.info().topics}
+    assert topics["/robot16/rear/image_raw/compressed"] == "sensor_msgs/msg/CompressedImage"
+    assert topics["/robot16/front/image_raw"] == "sensor_msgs/msg/Image" and "/camera/image_raw" not in topics
+    out = robot.root / "eval.json"
+    assert cli_main(["evaluate-bag", str(bag), "--model", str(robot.root / "two_cameras.pt"), "--params-file",
+                     str(robot.params), "--drop", "rear_camera@1.5-3", "--json", str(out)]) == 0
+    doc = json.loads(out.read_text())
+    assert doc["modalities"] == NAMES
+    nominal, dropped = doc["phases"][0], doc["phases"][1]
+    assert dropped["name"] == "drop rear_camera@1.5-3"
+    assert nominal["presence"]["rear_camera"] > 0.9
+    # gone within its 0.5 s timeout, the other two untouched
+    assert dropped["presence"]["rear_camera"] <= 0.5
+    assert dropped["presence"]["front_camera"] > 0.9 and dropped["presence"]["lidar"] > 0.9

@@ -43,9 +43,13 @@ def fusion_parameters(params_file: Optional[str] = None, overrides: Optional[Map
                       namespace: str = "") -> dict:
     """Flat ``{name: value}`` of the fusion node's parameters: defaults, then the params file's
     ``fusion_node`` (or ``/**``) section, then ``overrides``."""
-    from aecf_ros.graph import FUSION_PARAMETERS
+    from aecf_ros import graph
+    from aecf_ros.runtime.sensor_graph import declared_sensor_set
 
-    values = {p.name: p.default for p in FUSION_PARAMETERS}
+    # the per-sensor parameters (timeout_s.<name>, ...) of the sensors the file declares
+    sensor_set = declared_sensor_set([params_file] if params_file else [], namespace)
+    values = {p.name: p.default for p in graph.fusion_parameters(
+        {s.name: dict(s.kind_record.defaults) for s in sensor_set})}
     if params_file:
         from aecf_ros.runtime.params_file import coerce_to_declared, read_params_file
 
@@ -122,7 +126,7 @@ class Evaluation:
     wall_s: float = 0.0
 
 
-def _modality_topics(plan: DropPlan, info, modalities) -> dict[str, str]:
+def _modality_topics(plan: DropPlan, info, modalities, families: Mapping[str, str]) -> dict[str, str]:
     """bag topic -> modality, checking types; BagError on a type the encoders cannot take."""
     out = {}
     for m in modalities:
@@ -130,7 +134,7 @@ def _modality_topics(plan: DropPlan, info, modalities) -> dict[str, str]:
             t = info.topic(topic)
             if t is None:
                 continue
-            accepted = MODALITY_INPUTS[m].msgtypes
+            accepted = MODALITY_INPUTS[families[m]].msgtypes
             if t.msgtype not in accepted:
                 raise BagError(f"topic {topic} ({m}) in {info.path} has type {t.msgtype}; the {m} encoder "
                                f"takes {' or '.join(accepted)} (use --topic-map to pick another topic)")
@@ -152,9 +156,15 @@ def evaluate_bag(path: str | Path, plan: DropPlan, model, model_name: str = "mod
     wall0 = time.perf_counter()
     parameters = parameters or fusion_parameters()
     modalities = list(model.modalities)
-    unknown = [m for m in modalities if m not in MODALITY_INPUTS]
+    # sensor name -> its encoder family (the input table entry): front_camera -> camera
+    families = {m: getattr(model, "sensor_families", {}).get(m, m) for m in modalities}
+    unknown = [m for m in modalities if families[m] not in MODALITY_INPUTS]
     if unknown:
-        raise BagError(f"the model has modalities the bag tools do not know: {unknown}")
+        raise BagError(f"the model has sensors the bag tools cannot encode: {unknown}")
+    missing = [k for m in modalities for k in (f"timeout_s.{m}",) if k not in parameters]
+    if missing:
+        raise BagError(f"the model's sensors {modalities} are not the declared ones (no {missing[0]}): give the "
+                       f"robot's params file (--params-file)")
     engine = FusionEngine(model, settings_from_parameters(parameters, modalities))
     rate = float(parameters["publish_rate_hz"])
     period_ns = int(round(1e9 / rate))
@@ -162,7 +172,7 @@ def evaluate_bag(path: str | Path, plan: DropPlan, model, model_name: str = "mod
 
     with BagReader(path) as bag:
         info = bag.info()
-        topic_modality = _modality_topics(plan, info, modalities)
+        topic_modality = _modality_topics(plan, info, modalities, families)
         if not topic_modality:
             raise BagError(f"{path} has none of the sensor topics "
                            f"({', '.join(t for m in modalities for t in plan.topics.get(m, ()))}); see --topic-map")
@@ -193,7 +203,7 @@ def evaluate_bag(path: str | Path, plan: DropPlan, model, model_name: str = "mod
 
         def flush(modality: str) -> None:
             for time_ns, msgtype, msg in pending[modality]:
-                result = encode_input(model, modality, msgtype, msg, time_ns / 1e9, limits)
+                result = encode_input(model, families[modality], msgtype, msg, time_ns / 1e9, limits, sensor=modality)
                 if not result.ok:
                     count(modality, result.reason)
                     if result.reason == "encode_error":
@@ -409,8 +419,8 @@ def add_arguments(parser) -> None:
     parser.add_argument("--json", dest="json_out", default=None, metavar="OUT.json", help="write the report here")
     parser.add_argument("--plot", default=None, metavar="TIMELINE.png", help="write the timeline plot here")
     parser.add_argument("--params-file", default=None,
-                        help="ROS params YAML with a fusion_node section (timeouts, publish_rate_hz, ...); "
-                             "default: the one `aecf-ros run` uses (config/aecf.yaml)")
+                        help="ROS params YAML with a fusion_node section (timeouts, publish_rate_hz, ...) and the "
+                             "robot's declared sensors; default: the one `aecf-ros run` uses (config/aecf.yaml)")
     parser.add_argument("--publish-rate", type=float, default=None, help="override publish_rate_hz")
     parser.add_argument("--ground-truth-topic", default=T.GROUND_TRUTH_TOPIC)
     parser.add_argument("--threads", type=int, default=1,
@@ -430,13 +440,21 @@ def run(args) -> int:
         print(line, file=sys.stderr)
 
     try:
-        plan = plan_from_args(args)
         overrides = {"publish_rate_hz": args.publish_rate} if args.publish_rate else None
         params_file = args.params_file
         if params_file is None:  # the file `aecf-ros run` uses by default, for the same settings
             from aecf_ros.nodes.runner import default_params_file
 
             params_file = default_params_file()
+        from aecf_ros.runtime.sensor_graph import declared_sensor_set
+        from aecf_ros.sensors import DEFAULT_SENSOR_SET, SensorConfigError
+
+        try:
+            sensor_set = declared_sensor_set([params_file] if params_file else [])
+        except SensorConfigError as exc:
+            raise ValueError(f"{params_file}: {exc}") from None
+        # a robot's own sensor set: plans name its sensors, on their declared topics
+        plan = plan_from_args(args, None if sensor_set.names == DEFAULT_SENSOR_SET.names else sensor_set)
         parameters = fusion_parameters(params_file, overrides)
         if not parameters["publish_rate_hz"] > 0:
             raise ValueError("publish rate must be > 0")

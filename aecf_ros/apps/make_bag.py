@@ -86,8 +86,14 @@ def _ticks(rate_hz: float, duration_ns: int) -> list[int]:
 
 
 def write_scene_bag(out: str | Path, spec: BagSpec, generate: Callable | None = None,
-                    class_names=None, progress: Callable[[str], None] | None = None) -> BagSummary:
-    """Write the bag; ``generate(index, seed) -> Scene`` defaults to the package's scene generator."""
+                    class_names=None, progress: Callable[[str], None] | None = None,
+                    sensors=None) -> BagSummary:
+    """Write the bag; ``generate(index, seed) -> Scene`` defaults to the package's scene generator.
+
+    ``sensors``: a declared :class:`~aecf_ros.sensors.SensorSet` (None: the package's camera /
+    lidar / text on the default topics). Each sensor is written on its own topic in its
+    transport; with several image sensors each gets its own window of the scene
+    (:mod:`aecf_ros.data.views`, as ``aecf-ros train --params`` trains on)."""
     from rclpy.serialization import serialize_message
     from rosbags.rosbag2 import Writer
 
@@ -104,14 +110,30 @@ def write_scene_bag(out: str | Path, spec: BagSpec, generate: Callable | None = 
 
     t_start = time.perf_counter()
     store = typestore()
-    camera_topic = T.COMPRESSED_CAMERA_TOPIC if spec.compressed else T.CAMERA_TOPIC
-    camera_type = "sensor_msgs/msg/CompressedImage" if spec.compressed else "sensor_msgs/msg/Image"
-    streams = [  # (key, topic, type, rate)
-        ("camera", camera_topic, camera_type, spec.camera_hz),
-        ("lidar", T.LIDAR_TOPIC, "sensor_msgs/msg/PointCloud2", spec.lidar_hz),
-        ("text", T.TEXT_TOPIC, "std_msgs/msg/String", spec.text_hz),
-        ("ground_truth", T.GROUND_TRUTH_TOPIC, "diagnostic_msgs/msg/DiagnosticArray", spec.ground_truth_hz),
-    ]
+    from aecf_ros.data.views import camera_windows, camera_view
+
+    rates = {"image": spec.camera_hz, "pointcloud": spec.lidar_hz, "text": spec.text_hz}
+    if sensors is None:
+        camera_topic = T.COMPRESSED_CAMERA_TOPIC if spec.compressed else T.CAMERA_TOPIC
+        camera_type = "sensor_msgs/msg/CompressedImage" if spec.compressed else "sensor_msgs/msg/Image"
+        streams = [  # (key, topic, type, rate)
+            ("camera", camera_topic, camera_type, spec.camera_hz),
+            ("lidar", T.LIDAR_TOPIC, "sensor_msgs/msg/PointCloud2", spec.lidar_hz),
+            ("text", T.TEXT_TOPIC, "std_msgs/msg/String", spec.text_hz),
+        ]
+        kind_of = {"camera": "image", "lidar": "pointcloud", "text": "text"}
+        compressed_of = {"camera": spec.compressed}
+    else:
+        unsupported = [x.name for x in sensors if x.kind not in rates]
+        if unsupported:
+            raise ValueError(f"make-bag cannot simulate sensors {unsupported} (kind embedding)")
+        streams = [(x.name, x.topic, x.msgtype, rates[x.kind]) for x in sensors]
+        kind_of = {x.name: x.kind for x in sensors}
+        compressed_of = {x.name: x.transport == "compressed" for x in sensors}
+    cameras = [key for key, *_ in streams if kind_of[key] == "image"]
+    windows = dict(zip(cameras, camera_windows(len(cameras)))) if cameras else {}
+    streams.append(("ground_truth", T.GROUND_TRUTH_TOPIC, "diagnostic_msgs/msg/DiagnosticArray", spec.ground_truth_hz))
+    kind_of["ground_truth"] = "ground_truth"
     rng = np.random.default_rng(spec.seed)
     summary = BagSummary(out)
     writer = Writer(out, version=9, storage_plugin=storage_plugin(spec.storage))
@@ -145,21 +167,24 @@ def write_scene_bag(out: str | Path, spec: BagSpec, generate: Callable | None = 
             for order, (key, _topic, _type, _rate) in enumerate(streams):
                 all_ticks = ticks_of[key]
                 ticks = all_ticks[bisect.bisect_left(all_ticks, a):bisect.bisect_left(all_ticks, b)]
-                if key in ("text", "ground_truth") and (not ticks or ticks[0] != a):
+                if kind_of[key] in ("text", "ground_truth") and (not ticks or ticks[0] != a):
                     ticks = [a] + ticks  # say what is in view the moment the scene appears
                 events += [(start_ns + t, order, key) for t in ticks]
             for t, _order, key in sorted(events):
                 stamp = sm.time_from_ns(t)
-                if key == "camera":
+                kind = kind_of[key]
+                if kind == "image":
                     frame = np.clip(base + noise_bank[frame_index % len(noise_bank)], 0, 255).astype(np.uint8)
                     frame_index += 1
-                    msg = (sm.compressed_image_msg(frame, stamp, format="jpeg") if spec.compressed
+                    if len(cameras) > 1:
+                        frame = camera_view(frame, windows[key])
+                    msg = (sm.compressed_image_msg(frame, stamp, format="jpeg") if compressed_of[key]
                            else sm.image_msg(frame, stamp))
-                elif key == "lidar":
+                elif kind == "pointcloud":
                     jittered = points.copy()
                     jittered[:, :3] += rng.normal(0.0, spec.point_jitter_m, size=(len(points), 3)).astype(np.float32)
                     msg = sm.pointcloud2_msg(jittered, stamp)
-                elif key == "text":
+                elif kind == "text":
                     msg = sm.text_msg(scene.text)
                 else:
                     msg = sm.ground_truth_msg(scene.labels, class_names, stamp, scene_index=index)
@@ -193,6 +218,9 @@ def add_arguments(parser) -> None:
     parser.add_argument("--camera-hz", type=float, default=30.0)
     parser.add_argument("--lidar-hz", type=float, default=10.0)
     parser.add_argument("--text-hz", type=float, default=1.0)
+    parser.add_argument("--params", action="append", default=None, metavar="PARAMS_FILE",
+                        help="the robot's params file(s): write its declared sensors, each on its topic and "
+                             "transport (image sensors at --camera-hz, each its own window of the scene)")
 
 
 def run(args) -> int:
@@ -200,8 +228,14 @@ def run(args) -> int:
                    scene_hold_s=args.scene_hold, camera_hz=args.camera_hz, lidar_hz=args.lidar_hz,
                    text_hz=args.text_hz)
     try:
-        summary = write_scene_bag(args.out, spec, progress=lambda line: print(line, file=sys.stderr))
-    except (BagError, ValueError) as exc:
+        sensors = None
+        if args.params:
+            from aecf_ros.runtime.sensor_graph import declared_sensor_set
+
+            sensors = declared_sensor_set(args.params)
+        summary = write_scene_bag(args.out, spec, progress=lambda line: print(line, file=sys.stderr),
+                                  sensors=sensors)
+    except (BagError, ValueError, OSError) as exc:
         print(f"aecf-ros make-bag: error: {exc}", file=sys.stderr)
         return 2
     print(f"wrote {summary.path} ({spec.storage}, {summary.size_bytes / 1e6:.1f} MB, {summary.scenes} scenes, "

@@ -201,12 +201,20 @@ def add_arguments(parser) -> None:
                         help="give up (exit 1) after S seconds of --wait-for (default 30)")
     parser.add_argument("--skip-unknown", action="store_true",
                         help="skip topics whose message type has no Python package here (default: error)")
+    parser.add_argument("--params", action="append", default=None, metavar="PARAMS_FILE",
+                        help="the robot's params file(s): drop plans name its declared sensors "
+                             "(--drop rear_camera@5-10), on their declared topics")
     add_plan_arguments(parser)
 
 
 def run(args) -> int:
     try:
-        plan = plan_from_args(args)
+        sensor_set = None
+        if getattr(args, "params", None):
+            from aecf_ros.runtime.sensor_graph import declared_sensor_set
+
+            sensor_set = declared_sensor_set(args.params)
+        plan = plan_from_args(args, sensor_set)
         replayer = BagReplayer(args.bag, plan, rate=args.rate, start_offset_s=args.start_offset, loop=args.loop,
                                clock=not args.no_clock, clock_hz=args.clock_hz, topics=args.topics,
                                skip_unknown=args.skip_unknown, delay_s=args.preroll, wait_for=args.wait_for,

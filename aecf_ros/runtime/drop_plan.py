@@ -422,11 +422,21 @@ def add_plan_arguments(parser) -> None:
     g.add_argument("--plan", default=None, metavar="YAML", help="drop plan file (events are added to the flags)")
     g.add_argument("--seed", type=int, default=None, help="seed of random drops (default: the plan's, else 0)")
     g.add_argument("--topic-map", action="append", default=[], metavar="MOD=/topic[,/topic]",
-                   help="topics a modality is on (default camera=/camera/image_raw,... )")
+                   help="topics a modality is on (default camera=/camera/image_raw,... ; with a robot's params "
+                        "file: each declared sensor's topic)")
 
 
-def plan_from_args(args) -> DropPlan:
-    return build_plan(args.drop, args.stall, args.delay, args.freeze, args.plan, args.seed, args.topic_map)
+def sensor_topic_map(sensor_set) -> list[str]:
+    """``--topic-map`` entries of a declared sensor set (``rear_camera=/rear/image_raw/compressed``):
+    plans then name the robot's sensors (``--drop rear_camera@5-10``)."""
+    return [f"{s.name}={s.topic}" for s in sensor_set]
+
+
+def plan_from_args(args, sensor_set=None) -> DropPlan:
+    """The command line's plan; with ``sensor_set`` its sensors' topics come first (``--topic-map``
+    still wins)."""
+    topic_map = (sensor_topic_map(sensor_set) if sensor_set is not None else []) + list(args.topic_map)
+    return build_plan(args.drop, args.stall, args.delay, args.freeze, args.plan, args.seed, topic_map)
 
 
 # --- applying a plan to a message stream ----------------------------------------------------------
