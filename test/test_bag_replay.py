@@ -42,6 +42,17 @@ def _spin_until(executor, condition, timeout_s):
     return condition()
 
 
+def _destroy(executor, node):
+    """Executor first, then the node, before the context is shut down (never leave rclpy.shutdown
+    to destroy a node an executor still holds; docs/COLCON_TEST_SEGFAULT.md)."""
+    if executor is not None:
+        if node is not None:
+            executor.remove_node(node)
+        executor.shutdown()
+    if node is not None:
+        node.destroy_node()
+
+
 def _replay_through_graph(bag, model_path, plan, env, embedding_modalities=()):
     """Start the real node graph (``aecf-ros run --use-sim-time``, own process), replay ``bag``
     into it with ``plan`` and record ``/aecf/prediction`` (and the embeddings of
@@ -108,6 +119,7 @@ def _replay_through_graph(bag, model_path, plan, env, embedding_modalities=()):
         _spin_until(executor, lambda: False, 0.5)
         rclpy.shutdown(context=replay_context)
     finally:
+        _destroy(locals().get("executor"), locals().get("node"))
         rclpy.shutdown(context=context)
         graph.terminate()
         try:
@@ -239,6 +251,11 @@ def test_wait_for_a_topic_the_bag_does_not_publish_holds_the_bag_until_it_is_sub
         _spin_until(executor, lambda: len(received) >= expected, 10.0)
     finally:
         replayer.stop.set()
+        # the player's node lives in this context: let its thread end before the context is shut
+        # down (shutdown destroys the context's nodes, the player's too, under a publishing thread)
+        if "thread" in locals():
+            thread.join(timeout=30)
+        _destroy(locals().get("executor"), locals().get("node"))
         rclpy.shutdown(context=context)
     assert not errors, errors
     assert replayer.stats.published == {"/lidar/points": expected}

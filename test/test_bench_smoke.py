@@ -10,6 +10,8 @@ from pathlib import Path
 
 import pytest
 
+from conftest import ros_env
+
 ROOT = Path(__file__).resolve().parents[1]
 
 
@@ -34,8 +36,9 @@ def test_bench_gpu_script_cpu_reachable_parts(tmp_path):
 @pytest.mark.ros
 @pytest.mark.slow
 def test_make_bench_harness_produces_every_figure(tmp_path):
-    env = dict(os.environ, ROS_AUTOMATIC_DISCOVERY_RANGE="LOCALHOST", PYTHONPATH=str(ROOT),
-               ROS_DOMAIN_ID=str(200 + os.getpid() % 30))
+    # the session's PYTHONPATH (conftest: the checkout, then the install with aecf_ros.msg); a bare
+    # PYTHONPATH=<repo> hid the colcon install space's messages from bench.py and its nodes
+    env = ros_env(ROS_DOMAIN_ID=str(200 + os.getpid() % 30))
     p = subprocess.run([sys.executable, str(ROOT / "tools" / "bench.py"), "--quick", "--sustain-s", "12",
                         "--stale-events", "3", "--out", str(tmp_path)], env=env, cwd=str(ROOT),
                        capture_output=True, text=True, timeout=600)

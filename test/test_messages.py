@@ -39,8 +39,8 @@ def test_messages_cross_process_roundtrip(rclpy_context):
 
     node = rclpy.create_node("msg_test_subscriber", context=rclpy_context)
     got = {}
-    node.create_subscription(ModalityEmbedding, "/msg_test/embedding", lambda m: got.setdefault("e", m), 10)
-    node.create_subscription(FusedPrediction, "/msg_test/prediction", lambda m: got.setdefault("p", m), 10)
+    subs = [node.create_subscription(ModalityEmbedding, "/msg_test/embedding", lambda m: got.setdefault("e", m), 10),
+            node.create_subscription(FusedPrediction, "/msg_test/prediction", lambda m: got.setdefault("p", m), 10)]
     proc = subprocess.Popen([sys.executable, "-c", PUBLISHER, "20"], env=ros_env(),
                             stdout=subprocess.PIPE, stderr=subprocess.PIPE)
     executor = SingleThreadedExecutor(context=rclpy_context)
@@ -52,7 +52,14 @@ def test_messages_cross_process_roundtrip(rclpy_context):
     finally:
         proc.kill()
         proc.wait()
+        # Tear down in the one safe order (docs/COLCON_TEST_SEGFAULT.md): nothing spins any more,
+        # the executor lets go of the node (and drops its suspended wait generator, which still
+        # names the ready subscriptions), then the subscriptions and the node go, and only then
+        # the fixture shuts the context down.
+        executor.remove_node(node)
         executor.shutdown()
+        for sub in subs:
+            node.destroy_subscription(sub)
         node.destroy_node()
     assert "e" in got and "p" in got, f"received only {sorted(got)}; publisher stderr: {proc.stderr.read()[-2000:]}"
     e, p = got["e"], got["p"]

@@ -19,16 +19,34 @@ NODE_EXECUTABLES = ("camera_encoder", "lidar_encoder", "text_encoder", "fusion_n
 
 
 def _package_files() -> list[str]:
-    """Files git would ship (tracked + untracked-not-ignored): what a clone of the repo holds."""
-    out = subprocess.run(
+    """Files git would ship (tracked + untracked-not-ignored): what a clone of the repo holds. Outside a
+    git checkout (a source tarball in a colcon workspace) every file but build outputs and caches."""
+    listed = subprocess.run(
         ["git", "ls-files", "--cached", "--others", "--exclude-standard", "-z"],
-        cwd=REPO_ROOT, check=True, capture_output=True,
-    ).stdout.decode()
-    return [f for f in out.split("\0") if f and (REPO_ROOT / f).is_file()]
+        cwd=REPO_ROOT, capture_output=True,
+    )
+    if listed.returncode == 0:
+        return [f for f in listed.stdout.decode().split("\0") if f and (REPO_ROOT / f).is_file()]
+    skip = {".git", ".venv", "build", "install", "log", "__pycache__", ".pytest_cache"}
+    return [str(p.relative_to(REPO_ROOT)) for p in REPO_ROOT.rglob("*")
+            if p.is_file() and not skip & set(p.relative_to(REPO_ROOT).parts) and p.suffix != ".pyc"]
+
+
+def _colcon_env(venv: Path) -> dict:
+    """A ROS user's shell: the venv as underlay (/opt/ros/<distro> on a robot), no PYTHONPATH of this
+    session, this session's domain for the tests colcon test runs."""
+    env = ros_env(AMENT_PREFIX_PATH=str(venv), CMAKE_PREFIX_PATH=str(venv),
+                  AECF_TEST_DOMAIN_ID=os.environ["ROS_DOMAIN_ID"])
+    for name in ("PYTHONPATH", "AECF_TEST_INSTALL_PREFIX", "PYTEST_CURRENT_TEST"):
+        env.pop(name, None)
+    env["PATH"] = f"{venv / 'bin'}{os.pathsep}{env['PATH']}"
+    return env
 
 
 @pytest.fixture(scope="module")
-def colcon_install(tmp_path_factory) -> Path:
+def colcon_workspace(tmp_path_factory) -> Path:
+    """`colcon build --packages-select aecf_ros` (testing on, the default) of a copy of the package:
+    the README's robot commands."""
     ws = tmp_path_factory.mktemp("colcon_ws")
     src = ws / "src" / "aecf_ros"
     for rel in _package_files():
@@ -36,15 +54,47 @@ def colcon_install(tmp_path_factory) -> Path:
         dest.parent.mkdir(parents=True, exist_ok=True)
         shutil.copy2(REPO_ROOT / rel, dest)
     venv = Path(sys.prefix)
-    env = ros_env(AMENT_PREFIX_PATH=str(venv), CMAKE_PREFIX_PATH=str(venv))
-    env["PATH"] = f"{venv / 'bin'}{os.pathsep}{env['PATH']}"
     result = subprocess.run(
-        [str(venv / "bin" / "colcon"), "build", "--cmake-args",
-         f"-DPython3_EXECUTABLE={sys.executable}", "-DBUILD_TESTING=OFF"],
-        cwd=ws, env=env, capture_output=True, text=True, timeout=600,
+        [str(venv / "bin" / "colcon"), "build", "--packages-select", "aecf_ros", "--cmake-args",
+         f"-DPython3_EXECUTABLE={sys.executable}"],
+        cwd=ws, env=_colcon_env(venv), capture_output=True, text=True, timeout=600,
     )
     assert result.returncode == 0, f"colcon build failed:\n{result.stdout[-4000:]}\n{result.stderr[-4000:]}"
-    return ws / "install"
+    return ws
+
+
+@pytest.fixture(scope="module")
+def colcon_install(colcon_workspace) -> Path:
+    return colcon_workspace / "install"
+
+
+def test_colcon_test_quick_subset_passes_on_the_colcon_built_copy(colcon_workspace):
+    """`colcon test` + `colcon test-result --all`, as a ROS user runs them (README), on the colcon-built
+    copy: the `quick` CTest tests (test_import_layout, test_messages: the install-space layout and
+    the messages over DDS between processes) run from the copy against its install space and pass.
+    The whole suite this way: docs/ROBOT_CHECKS.md (by hand; ~10 minutes)."""
+    venv = Path(sys.prefix)
+    env = _colcon_env(venv)
+    tested = subprocess.run(
+        [str(venv / "bin" / "colcon"), "test", "--packages-select", "aecf_ros", "--ctest-args", "-L", "quick"],
+        cwd=colcon_workspace, env=env, capture_output=True, text=True, timeout=600)
+    results = colcon_workspace / "build" / "aecf_ros" / "test_results" / "aecf_ros"
+    logs = "\n".join(p.read_text()[-3000:] for p in (colcon_workspace / "build" / "aecf_ros" / "ament_cmake_pytest")
+                     .glob("*.txt")) if tested.returncode else ""
+    assert tested.returncode == 0, tested.stdout[-3000:] + tested.stderr[-3000:] + logs
+    summary = subprocess.run([str(venv / "bin" / "colcon"), "test-result", "--all"], cwd=colcon_workspace,
+                             env=env, capture_output=True, text=True, timeout=120)
+    assert summary.returncode == 0, summary.stdout + summary.stderr
+    # only the quick files ran, each in its own pytest process with its own result file
+    assert sorted(p.name for p in results.glob("*.xunit.xml")) == [
+        "test_import_layout.xunit.xml", "test_messages.xunit.xml"], summary.stdout
+    import re
+
+    n, errors, failures = map(int, re.search(r"Summary: (\d+) tests?, (\d+) errors?, (\d+) failures?",
+                                             summary.stdout).groups())
+    assert (errors, failures) == (0, 0), summary.stdout
+    assert n >= 2 + 6, summary.stdout  # 2 CTest tests + the pytest tests in the two files
+    assert ", 0 skipped" in summary.stdout, summary.stdout
 
 
 def test_colcon_install_space_has_nodes_launch_config_and_index(colcon_install):

@@ -2,6 +2,7 @@
 `rosdep install --from-paths src --ignore-src` installs what the nodes need), the ones without a
 key are listed in the README, and `colcon test` runs this suite."""
 import ast
+import re
 import subprocess
 import sys
 import xml.etree.ElementTree as ET
@@ -120,17 +121,32 @@ def test_declared_keys_exist_in_rosdistro_for_humble_jazzy_kilted():
                 assert f" {key}:" in dist or f"- {key}\n" in dist, (distro, key)
 
 
-def test_colcon_test_runs_the_pytest_suite(tmp_path):
-    """CMake with BUILD_TESTING=ON registers the pytest suite as a CTest test (what `colcon test` runs)."""
+def test_colcon_test_runs_the_pytest_suite_one_ctest_test_per_file(tmp_path):
+    """CMake with BUILD_TESTING=ON registers every test file as its own CTest test (what `colcon test`
+    runs): one pytest process per file, so a crash fails that file alone; `quick` labels the subset
+    `make test` runs through colcon; each test is told the install prefix its messages come from."""
     venv = Path(sys.prefix)
     env = {"PATH": f"{venv / 'bin'}:/usr/bin:/bin", "AMENT_PREFIX_PATH": str(venv), "CMAKE_PREFIX_PATH": str(venv),
            "HOME": str(tmp_path)}
     build = tmp_path / "build"
+    prefix = tmp_path / "install"
     cfg = subprocess.run(["cmake", "-S", str(REPO), "-B", str(build), f"-DPython3_EXECUTABLE={sys.executable}",
-                          "-DBUILD_TESTING=ON", f"-DCMAKE_INSTALL_PREFIX={venv}"],  # configure only
+                          "-DBUILD_TESTING=ON", f"-DCMAKE_INSTALL_PREFIX={prefix}"],  # configure only
                          env=env, capture_output=True, text=True, timeout=600)
     assert cfg.returncode == 0, cfg.stdout[-3000:] + cfg.stderr[-3000:]
+    files = sorted(p.stem for p in (REPO / "test").glob("test_*.py")  # helper modules hold no tests
+                   if re.search(r"^(async )?def test_|^    def test_", p.read_text(), re.M))
+    assert "test_messages" in files and "test_nodes_support" not in files
     listed = subprocess.run(["ctest", "-N"], cwd=build, env=env, capture_output=True, text=True, timeout=60)
-    assert "aecf_ros_pytest" in listed.stdout, listed.stdout
+    names = sorted(re.findall(r"Test +#\d+: (\S+)", listed.stdout))
+    assert names == files, listed.stdout
+    quick = subprocess.run(["ctest", "-N", "-L", "quick"], cwd=build, env=env, capture_output=True, text=True,
+                           timeout=60)
+    assert sorted(re.findall(r"Test +#\d+: (\S+)", quick.stdout)) == [
+        "test_import_layout", "test_messages"], quick.stdout
     ctest_file = (build / "CTestTestfile.cmake").read_text()
-    assert "pytest" in ctest_file and str(REPO / "test") in ctest_file
+    for stem in files:  # each test runs pytest on its own file only
+        line = next(x for x in ctest_file.splitlines() if x.startswith(f"add_test({stem} "))
+        assert f'"-m" "pytest" "{REPO / "test" / stem}.py"' in line, line
+        assert f"AECF_TEST_INSTALL_PREFIX={prefix}" in line and "ROS_AUTOMATIC_DISCOVERY_RANGE=LOCALHOST" in line
+        assert str(REPO / "test") + '"' not in line  # never the whole folder in one process

@@ -37,7 +37,7 @@ from typing import Optional
 import numpy as np
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from reliability_harness import REPO, NodeProc, small_model  # noqa: E402
+from reliability_harness import REPO, NodeProc, repo_env, small_model  # noqa: E402
 from soak import cpu_s, rss_mib, slope_per_10min  # noqa: E402
 
 MODES = ("timer", "camera", "lidar", "text")
@@ -417,7 +417,7 @@ def run_graph(quick: bool, sustain_s: float, stale_events: int, work: Path) -> d
         "-p", "diagnostics_period_s:=1.0"])
     stale.name = "stale_fusion"  # (its log file name)
     floor_out = work / "floor.json"
-    env = dict(os.environ, PYTHONPATH=str(REPO))
+    env = repo_env()
     floor_proc = subprocess.Popen([sys.executable, str(Path(__file__).resolve()), "--floor-listener", str(floor_out)],
                                   env=env, cwd=str(REPO), stdout=open(work / "floor.log", "wb"), stderr=subprocess.STDOUT)
     for p in (*procs.values(), stale):

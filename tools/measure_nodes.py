@@ -52,7 +52,8 @@ def main() -> int:
     parser.add_argument("--model", default="default")
     args = parser.parse_args()
     env = dict(os.environ, ROS_AUTOMATIC_DISCOVERY_RANGE="LOCALHOST",
-               ROS_DOMAIN_ID=os.environ.get("ROS_DOMAIN_ID", "97"), PYTHONPATH=str(REPO))
+               ROS_DOMAIN_ID=os.environ.get("ROS_DOMAIN_ID", "97"),
+               PYTHONPATH=os.pathsep.join(filter(None, [str(REPO), os.environ.get("PYTHONPATH", "")])))
     with tempfile.TemporaryDirectory() as tmp:
         print("| node | start-up s | RSS MB |\n|---|---|---|")
         for node in NODES:

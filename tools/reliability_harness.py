@@ -21,6 +21,16 @@ if str(REPO) not in sys.path:
 os.environ["ROS_AUTOMATIC_DISCOVERY_RANGE"] = "LOCALHOST"
 os.environ.setdefault("ROS_DOMAIN_ID", "77")
 
+
+
+def repo_env(**extra: str) -> dict:
+    """Environment of a process started from here: this checkout first on PYTHONPATH, the caller's
+    PYTHONPATH kept after it (a colcon install space with the generated aecf_ros.msg; replacing
+    PYTHONPATH with the checkout alone hides those messages)."""
+    rest = [p for p in os.environ.get("PYTHONPATH", "").split(os.pathsep) if p and p != str(REPO)]
+    return dict(os.environ, PYTHONPATH=os.pathsep.join([str(REPO), *rest]), **extra)
+
+
 NODES = ("camera_encoder", "lidar_encoder", "text_encoder", "fusion_node")
 RATES_HZ = {"camera": 30.0, "lidar": 10.0, "text": 1.0}
 
@@ -55,7 +65,7 @@ class NodeProc:
             args += ["-r", f"{internal}:={topic}"]
         self.starts += 1
         log = open(self.log_dir / f"{self.name}.{self.starts}.log", "wb")
-        env = dict(os.environ, PYTHONPATH=str(REPO))
+        env = repo_env()
         self.proc = subprocess.Popen([sys.executable, "-m", self.spec.module, "--ros-args", *args, *self.extra],
                                      env=env, cwd=str(REPO), stdout=log, stderr=subprocess.STDOUT)
 
