@@ -6,8 +6,8 @@ Both ways of starting the graph read this module and nothing else:
 * ``aecf_ros.nodes.runner`` (``aecf-ros run``): all nodes in one process.
 
 The nodes declare their parameters from :data:`PARAMETERS` too, so a parameter's default,
-range and description exist in one place. This module imports nothing (no ROS, nothing of
-aecf_ros): it is the bottom layer, read by ``encoders/``, ``model/``, ``runtime/``, ``nodes/``,
+range and description exist in one place. This module imports only :mod:`aecf_ros.sensors` (the sensor
+kinds and the default sensor set; no ROS): it is the bottom layer, read by ``encoders/``, ``model/``, ``runtime/``, ``nodes/``,
 ``bag/``, the launch files and the tests alike.
 
 Topics
@@ -26,7 +26,9 @@ from dataclasses import dataclass, field
 from typing import Any, Optional
 
 PACKAGE = "aecf_ros"
-MODALITIES: tuple[str, ...] = ("camera", "lidar", "text")
+from aecf_ros.sensors import DEFAULT_SENSOR_SET  # noqa: E402 - the one record of the default sensors
+
+MODALITIES: tuple[str, ...] = DEFAULT_SENSOR_SET.names  # camera, lidar, text
 
 # launch argument / runner option -> default topic
 TOPIC_ARGUMENTS: dict[str, str] = {
@@ -207,8 +209,6 @@ ENCODER_PARAMETERS: dict[str, tuple[ParamSpec, ...]] = {
                        "(counted as text_clipped)", range=(1, 1 << 24))),
 }
 
-_DEFAULT_TIMEOUT_S = {"camera": 0.25, "lidar": 0.4, "text": 3.0}
-
 def sensor_fusion_parameters(defaults: dict[str, dict[str, Any]]) -> tuple[ParamSpec, ...]:
     """The fusion node's per-sensor parameters for ``{sensor name: {setting: default}}`` (the
     declared sensor set, defaults from each sensor's kind: ``aecf_ros.sensors``)."""
@@ -267,7 +267,7 @@ def fusion_parameters(defaults: dict[str, dict[str, Any]]) -> tuple[ParamSpec, .
 
 #: the fusion node's parameters for the package's own camera/lidar/text set
 FUSION_PARAMETERS: tuple[ParamSpec, ...] = fusion_parameters(
-    {m: {"timeout_s": _DEFAULT_TIMEOUT_S[m]} for m in MODALITIES})
+    {s.name: dict(s.kind_record.defaults) for s in DEFAULT_SENSOR_SET})
 
 DEBUG_IMAGE_TOPIC = "aecf/debug_image"
 

@@ -32,7 +32,7 @@ def test_launch_file_derives_nodes_from_graph():
 
 
 def test_max_abs_embedding_default_is_the_core_input_limit():
-    """graph.py imports nothing, so it writes the literal; it must be the core's bound."""
+    """graph.py imports nothing of the core, so it writes the literal; it must be the core's bound."""
     from aecf_ros.core import INPUT_ABS_LIMIT
     from aecf_ros.runtime.fusion_engine import FusionSettings
 

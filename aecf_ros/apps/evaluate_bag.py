@@ -161,9 +161,9 @@ def evaluate_bag(path: str | Path, plan: DropPlan, model, model_name: str = "mod
     unknown = [m for m in modalities if families[m] not in MODALITY_INPUTS]
     if unknown:
         raise BagError(f"the model has sensors the bag tools cannot encode: {unknown}")
-    missing = [k for m in modalities for k in (f"timeout_s.{m}",) if k not in parameters]
+    missing = [m for m in modalities if f"timeout_s.{m}" not in parameters]
     if missing:
-        raise BagError(f"the model's sensors {modalities} are not the declared ones (no {missing[0]}): give the "
+        raise BagError(f"the model's sensors {modalities} are not the declared ones (no timeout_s.{missing[0]}): give the "
                        f"robot's params file (--params-file)")
     engine = FusionEngine(model, settings_from_parameters(parameters, modalities))
     rate = float(parameters["publish_rate_hz"])

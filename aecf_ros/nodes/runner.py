@@ -65,9 +65,10 @@ def create_nodes(context, params_files: Sequence[Path] = (), use_sim_time: bool 
 
     sensor_set = declared_sensor_set(params_files or (), namespace)  # SensorConfigError names the parameter
     planned = graph_nodes(sensor_set, topics, without)
-    unknown = set(only or ()) - {g.name for g in graph_nodes(sensor_set)}
+    names = [g.name for g in graph_nodes(sensor_set)]  # every node, switched off or not
+    unknown = set(only or ()) - set(names)
     if unknown:
-        raise ValueError(f"unknown node(s) {sorted(unknown)}; graph has {[g.name for g in graph_nodes(sensor_set)]}")
+        raise ValueError(f"unknown node(s) {sorted(unknown)}; graph has {names}")
     nodes = []
     for g in planned:
         if only and g.name not in only:
