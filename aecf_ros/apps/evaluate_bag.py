@@ -28,12 +28,9 @@ from typing import Any, Callable, Mapping, Optional
 import numpy as np
 
 from aecf_ros import graph as T
-from aecf_ros.bag.bag_io import BagError, BagReader, deserialize
-from aecf_ros.runtime.drop_plan import DropPlan, DropPlanError, PlanApplier, add_plan_arguments, plan_from_args
-from aecf_ros.bag.schedule import plan_topics_missing, planned_messages
-from aecf_ros.runtime.inputs import MODALITY_INPUTS
-
-GROUND_TRUTH_TYPE = "diagnostic_msgs/msg/DiagnosticArray"
+from aecf_ros.apps.bag_graph import GROUND_TRUTH_TYPE, BagGraph, settings_from_parameters  # noqa: F401
+from aecf_ros.bag.bag_io import BagError
+from aecf_ros.runtime.drop_plan import DropPlan, DropPlanError, add_plan_arguments, plan_from_args
 
 
 # ---------------------------------------------------------------------------------------------
@@ -61,13 +58,6 @@ def fusion_parameters(params_file: Optional[str] = None, overrides: Optional[Map
             raise ValueError(f"unknown fusion parameter {k!r}")
         values[k] = type(values[k])(v) if not isinstance(values[k], bool) else bool(v)
     return values
-
-
-def settings_from_parameters(values: Mapping[str, Any], modalities):
-    from aecf_ros.runtime.fusion_engine import FusionSettings
-
-    # check_encoder_id off: embeddings are made here by the same model
-    return FusionSettings.from_parameters(values.__getitem__, modalities, check_encoder_id=False)
 
 
 def load_model_for_eval(spec: str, seed: int = 0, log: Callable[[str], None] = print):
@@ -126,156 +116,37 @@ class Evaluation:
     wall_s: float = 0.0
 
 
-def _modality_topics(plan: DropPlan, info, modalities, families: Mapping[str, str]) -> dict[str, str]:
-    """bag topic -> modality, checking types; BagError on a type the encoders cannot take."""
-    out = {}
-    for m in modalities:
-        for topic in plan.topics.get(m, ()):
-            t = info.topic(topic)
-            if t is None:
-                continue
-            accepted = MODALITY_INPUTS[families[m]].msgtypes
-            if t.msgtype not in accepted:
-                raise BagError(f"topic {topic} ({m}) in {info.path} has type {t.msgtype}; the {m} encoder "
-                               f"takes {' or '.join(accepted)} (use --topic-map to pick another topic)")
-            out[topic] = m
-    return out
-
-
 def evaluate_bag(path: str | Path, plan: DropPlan, model, model_name: str = "model",
                  parameters: Optional[dict] = None, ground_truth_topic: str = T.GROUND_TRUTH_TOPIC,
                  log: Callable[[str], None] = lambda line: print(line, file=sys.stderr)) -> Evaluation:
-    import torch
-
-    from aecf_ros.runtime.fusion_engine import FusionEngine, NoOutput
-    from aecf_ros.runtime.input_limits import InputLimits
-    from aecf_ros.runtime.inputs import encode_input
-    from aecf_ros.runtime.stamps import stamp_to_ns
-    from aecf_ros.sim.scene_msgs import labels_from_ground_truth
+    """Run the node graph's computation over the bag (:class:`~aecf_ros.apps.bag_graph.BagGraph`)
+    and record what the fusion node publishes at every tick."""
+    from aecf_ros.runtime.fusion_engine import NoOutput
 
     wall0 = time.perf_counter()
     parameters = parameters or fusion_parameters()
-    modalities = list(model.modalities)
-    # sensor name -> its encoder family (the input table entry): front_camera -> camera
-    families = {m: getattr(model, "sensor_families", {}).get(m, m) for m in modalities}
-    unknown = [m for m in modalities if families[m] not in MODALITY_INPUTS]
-    if unknown:
-        raise BagError(f"the model has sensors the bag tools cannot encode: {unknown}")
-    missing = [m for m in modalities if f"timeout_s.{m}" not in parameters]
-    if missing:
-        raise BagError(f"the model's sensors {modalities} are not the declared ones (no timeout_s.{missing[0]}): give the "
-                       f"robot's params file (--params-file)")
-    engine = FusionEngine(model, settings_from_parameters(parameters, modalities))
-    rate = float(parameters["publish_rate_hz"])
-    period_ns = int(round(1e9 / rate))
-    class_names = list(model.class_names)
+    graph = BagGraph(model, parameters, plan, log)
+    engine, modalities = graph.engine, graph.modalities
+    ticks: list[Tick] = []
 
-    with BagReader(path) as bag:
-        info = bag.info()
-        topic_modality = _modality_topics(plan, info, modalities, families)
-        if not topic_modality:
-            raise BagError(f"{path} has none of the sensor topics "
-                           f"({', '.join(t for m in modalities for t in plan.topics.get(m, ()))}); see --topic-map")
-        for modality in plan_topics_missing(plan, list(topic_modality)):
-            log(f"warning: the plan acts on {modality}, which is not in the bag")
-        gt = info.topic(ground_truth_topic)
-        if gt is not None and gt.msgtype != GROUND_TRUTH_TYPE:
-            log(f"warning: {ground_truth_topic} has type {gt.msgtype}, not {GROUND_TRUTH_TYPE}; no metrics")
-            gt = None
-        result = Evaluation(str(path), model_name, modalities, class_names, plan, rate, dict(parameters),
-                            info.duration_s, has_truth=gt is not None)
-        drops: dict[str, dict[str, int]] = {m: {} for m in modalities}
-        truth: tuple[int, np.ndarray, Optional[int]] | None = None  # (stamp_ns, labels, scene index)
-        truth_queue: list[tuple[int, np.ndarray, Optional[int]]] = []
-        start_ns = info.start_ns
-        next_tick = start_ns + period_ns
+    def on_tick(now_ns: int, truth) -> None:
+        out = engine.step(now_ns / 1e9).output
+        labels = truth[1].tolist() if truth is not None else None
+        scene = truth[2] if truth is not None else None
+        t = (now_ns - graph.start_ns) / 1e9
+        if isinstance(out, NoOutput):
+            present = engine.present_at(now_ns / 1e9)
+            ticks.append(Tick(t, False, out.reason, present, [0.0] * len(modalities), None, labels, scene))
+        else:
+            ticks.append(Tick(t, True, "", list(out.present), [float(w) for w in out.weights],
+                              [float(s) for s in out.scores], labels, scene))
 
-        # Messages wait here until the next fusion tick, then go through THE encoder data path
-        # (runtime.inputs.encode_input, the one the encoder node runs) in arrival order, every one
-        # of them, like the live node: a message whose conversion, encoding or embedding check
-        # fails publishes nothing, so the fusion keeps the modality's previous embedding until
-        # that one's timeout -- exactly as live (the reference behaviour).
-        pending: dict[str, list] = {m: [] for m in modalities}
-        limits = InputLimits(**{k: parameters[k] for k in ("max_pixels", "max_text_chars") if k in parameters})
-
-        def count(modality: str, reason: str) -> None:
-            drops[modality][reason] = drops[modality].get(reason, 0) + 1
-
-        def flush(modality: str) -> None:
-            for time_ns, msgtype, msg in pending[modality]:
-                result = encode_input(model, families[modality], msgtype, msg, time_ns / 1e9, limits, sensor=modality)
-                if not result.ok:
-                    count(modality, result.reason)
-                    if result.reason == "encode_error":
-                        log(f"warning: {modality}: encoding failed ({result.detail}); sample dropped")
-                    continue
-                engine.submit(modality, result.vector, result.stamp, time_ns / 1e9)
-            pending[modality].clear()
-
-        def tick(now_ns: int) -> None:
-            nonlocal truth
-            for m in modalities:
-                if pending[m]:
-                    flush(m)
-            while truth_queue and truth_queue[0][0] <= now_ns:
-                truth = truth_queue.pop(0)
-            step = engine.step(now_ns / 1e9)
-            out = step.output
-            labels = truth[1].tolist() if truth is not None else None
-            scene = truth[2] if truth is not None else None
-            t = (now_ns - start_ns) / 1e9
-            if isinstance(out, NoOutput):
-                present = engine.present_at(now_ns / 1e9)
-                result.ticks.append(Tick(t, False, out.reason, present, [0.0] * len(modalities), None, labels, scene))
-            else:
-                result.ticks.append(Tick(t, True, "", list(out.present), [float(w) for w in out.weights],
-                                         [float(s) for s in out.scores], labels, scene))
-
-        wanted = list(topic_modality) + ([ground_truth_topic] if gt is not None else [])
-        applier = PlanApplier(plan)
-        def readable(items):
-            """The bag's messages up to any damage of the file itself (a truncated recording is
-            evaluated up to where it breaks, and the report says so)."""
-            try:
-                yield from items
-            except BagError as exc:
-                result.truncated = str(exc)
-                log(f"warning: {exc}; evaluated up to the damage")
-
-        with torch.inference_mode():
-            for item in planned_messages(readable(bag.messages(wanted)), plan, start_ns, applier):
-                while next_tick < item.time_ns:
-                    tick(next_tick)
-                    next_tick += period_ns
-                try:
-                    msg = deserialize(item.data, item.msgtype)
-                except BagError as exc:  # one torn message: counted per topic, the bag goes on
-                    n = result.undeserializable.get(item.topic, 0) + 1
-                    result.undeserializable[item.topic] = n
-                    if n == 1:
-                        log(f"warning: {item.topic}: skipping messages that cannot be deserialized ({exc})")
-                    continue
-                if item.topic == ground_truth_topic:
-                    try:
-                        labels, scene = labels_from_ground_truth(msg, class_names)
-                    except ValueError as exc:
-                        result.ground_truth_dropped += 1
-                        if result.ground_truth_dropped == 1:  # once: a broken topic is broken throughout
-                            log(f"warning: dropping unreadable {ground_truth_topic} message(s): {exc}")
-                        continue
-                    truth_queue.append((stamp_to_ns(msg.header.stamp), labels, scene))
-                    truth_queue.sort(key=lambda x: x[0])
-                    continue
-                pending[topic_modality[item.topic]].append((item.time_ns, item.msgtype, msg))
-            end_ns = max(info.end_ns, start_ns)
-            while next_tick <= end_ns:
-                tick(next_tick)
-                next_tick += period_ns
-        for m in modalities:
-            for reason, n in engine.monitors[m].drops.items():
-                drops[m][f"fusion:{reason}"] = drops[m].get(f"fusion:{reason}", 0) + n
-        result.input_drops = drops
-        result.plan_counters = applier.counters.as_dict()
+    run = graph.run(path, on_tick, ground_truth_topic=ground_truth_topic)
+    result = Evaluation(str(path), model_name, modalities, list(model.class_names), plan, graph.rate_hz,
+                        dict(parameters), run.duration_s, ticks=ticks, input_drops=run.input_drops,
+                        plan_counters=run.plan_counters, has_truth=run.has_truth,
+                        ground_truth_dropped=run.ground_truth_dropped, undeserializable=run.undeserializable,
+                        truncated=run.truncated)
     result.wall_s = time.perf_counter() - wall0
     return result
 

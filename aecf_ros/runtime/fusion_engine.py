@@ -336,18 +336,31 @@ class FusionEngine:
         return [self.monitors[m].is_present(now) and self._embeddings[m] is not None
                 for m in self.modalities]
 
-    def step(self, now: float) -> StepResult:
-        """Tick the monitors and fuse what is present at ``now``."""
+    def gate(self, now: float) -> tuple[list[bool], Optional[NoOutput], list[Transition]]:
+        """The presence decision :meth:`step` fuses on, without running the model: tick the
+        monitors to ``now``; returns ``(present, no_output, transitions)`` where ``no_output`` is
+        the :class:`NoOutput` the node would publish instead of a prediction (nothing present,
+        fewer than ``min_present``), else None. The bag dataset samples exactly these instants."""
         transitions = self.tick(now)
         present = self.present_at(now)
         names = [m for m, p in zip(self.modalities, present) if p]
         if not names:
-            out: FusionPrediction | NoOutput = NoOutput(
-                now, "no_modality_present", [], "no modality is present (all stale, disabled or never seen)")
-        elif len(names) < self.settings.min_present:
-            out = NoOutput(now, "too_few_modalities", names,
-                           f"only {', '.join(names)} present; min_present is {self.settings.min_present}")
-        else:
+            return present, NoOutput(now, "no_modality_present", [],
+                                     "no modality is present (all stale, disabled or never seen)"), transitions
+        if len(names) < self.settings.min_present:
+            return present, NoOutput(now, "too_few_modalities", names,
+                                     f"only {', '.join(names)} present; min_present is {self.settings.min_present}"), \
+                transitions
+        return present, None, transitions
+
+    def embeddings_of(self, present: Sequence[bool]) -> dict[str, Optional[np.ndarray]]:
+        """The newest embedding of each present modality (None where absent), as fused."""
+        return {m: (self._embeddings[m] if p else None) for m, p in zip(self.modalities, present)}
+
+    def step(self, now: float) -> StepResult:
+        """Tick the monitors and fuse what is present at ``now``."""
+        present, out, transitions = self.gate(now)
+        if out is None:
             out = self._predict(now, present)
             invalid = check_prediction(out.scores, out.weights)
             if invalid:
