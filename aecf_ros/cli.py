@@ -23,6 +23,7 @@ COMMANDS: dict[str, tuple[str, str]] = {
     "replay": ("aecf_ros.apps.replay", "replay a bag with a sensor drop plan and /clock"),
     "wait-for": ("aecf_ros.apps.wait_for", "wait until topics have a subscriber (replay.launch.py, before ros2 bag play)"),
     "evaluate-bag": ("aecf_ros.apps.evaluate_bag", "run encoders + fusion over a bag offline"),
+    "dataset": ("aecf_ros.apps.dataset", "a training set from labelled bags: embeddings at every fusion output instant"),
 }
 
 

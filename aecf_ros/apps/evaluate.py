@@ -37,6 +37,9 @@ from aecf_ros.train.config import METHODS
 def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--model", help="model bundle (default: the shipped default model)")
     parser.add_argument("--features", help="user .npz feature file (see aecf_ros.data.features)")
+    parser.add_argument("--dataset", metavar="DIR",
+                        help="a dataset of the robot's bags (aecf-ros dataset): its test part, per recorded "
+                             "presence pattern and per drop scenario; the model must have its encoders")
     parser.add_argument("--json", required=True, help="write the results here")
     parser.add_argument("--scenario-seed", type=int, help="seed of the drop masks (config: 0)")
     parser.add_argument("--n-test", type=int, help="number of generated test scenes (default: "
@@ -107,6 +110,19 @@ def run(args) -> int:
     if started is None:
         return 2
     cfg, dist = started
+    manifest = None
+    if args.dataset:
+        from aecf_ros.data.dataset_files import FEATURES, load_dataset
+
+        if args.features:
+            print("aecf-ros evaluate: give --dataset or --features, not both", file=sys.stderr)
+            return 2
+        try:
+            manifest, _ = load_dataset(args.dataset)
+        except ValueError as exc:
+            print(f"aecf-ros evaluate: {exc}", file=sys.stderr)
+            return 2
+        args.features = str(Path(args.dataset) / FEATURES)
     ev_cfg = cfg["evaluate"]
     seed = int(args.scenario_seed if args.scenario_seed is not None else ev_cfg["scenario_seed"])
     rates = tuple(ev_cfg["drop_rates"])
@@ -119,6 +135,18 @@ def run(args) -> int:
             except ModelLoadError as exc:
                 print(f"aecf-ros evaluate: {exc}", file=sys.stderr)
                 return 2
+            if manifest is not None:
+                from aecf_ros.train.from_dataset import DatasetMismatch, check_model_matches
+
+                try:
+                    check_model_matches(model, manifest, args.model or "the default model")
+                except DatasetMismatch as exc:
+                    print(f"aecf-ros evaluate: {exc}", file=sys.stderr)
+                    return 2
+                if list(model.class_names) != list(manifest["class_names"]):
+                    print(f"aecf-ros evaluate: {args.model} predicts other classes than the dataset's "
+                          f"({len(model.class_names)} vs {len(manifest['class_names'])})", file=sys.stderr)
+                    return 2
             if args.features:
                 sets, _ = features_to_sets(args.features, model.modalities)
                 data = sets["all_test"]
@@ -137,6 +165,14 @@ def run(args) -> int:
             out.update({"model": str(args.model or "default"), "method": model.method,
                         "encoder_ids": model.encoder_ids, **ev})
             _print_table({model.method: ev["scenarios"]})
+            if manifest is not None:
+                from aecf_ros.train.evaluation import presence_patterns
+
+                out["dataset"] = str(args.dataset)
+                out["recorded_patterns"] = presence_patterns(model, data, int(ev_cfg["ece_bins"]))
+                print("recorded presence patterns (test part, as the robot had them):")
+                for key, r in out["recorded_patterns"].items():
+                    print(f"  {key:30s} n {r['n']:6d}  mAP {r['map']:.4f}  ECE {r['ece_model']:.4f}")
         else:
             from aecf_ros.train.pipeline import embedding_only_model, run_methods
 

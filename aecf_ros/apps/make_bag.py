@@ -14,6 +14,10 @@ topic                            type                      rate
                                  DiagnosticArray           see sim/scene_msgs.ground_truth_msg
 ===============================  ========================  =====================================
 
+The bag directory also holds ``labels.csv`` (one row per scene: ``[start, end)`` in bag time and
+the classes in view, the format of :mod:`aecf_ros.data.labels`) and ``classes.txt`` (the label
+order): the same labels as the ground-truth topic, in the form a team labels its own bags.
+
 A scene is rendered once; its frames get fresh sensor noise (image noise, point jitter), so a
 60 s bag takes seconds to write. The bag is written with ``rosbags``: valid for ``ros2 bag
 info/play`` (metadata.yaml v9, RIHS01 type hashes, reliable QoS offered).
@@ -33,6 +37,12 @@ import numpy as np
 
 from aecf_ros import graph as T
 from aecf_ros.bag.bag_io import BagError, sensor_qos, storage_plugin, typestore
+from aecf_ros.data.labels import Interval, write_class_list, write_labels
+
+#: the label file and class list make-bag writes into the bag directory (what ``aecf-ros
+#: dataset`` looks for when no --labels is given)
+LABELS_FILE = "labels.csv"
+CLASSES_FILE = "classes.txt"
 
 DEFAULT_START_S = 1_700_000_000  # a fixed epoch: the same seed gives the same bag content
 
@@ -152,6 +162,7 @@ def write_scene_bag(out: str | Path, spec: BagSpec, generate: Callable | None = 
         noise_bank = None
         topic_of = {key: topic for key, topic, _, _ in streams}
         frame_index = 0
+        intervals = []  # the label file: one row per scene, [scene start, next scene start)
         for s in range(n_scenes):
             index = spec.first_scene_index + s
             scene = generate(index, spec.seed)
@@ -163,6 +174,8 @@ def write_scene_bag(out: str | Path, spec: BagSpec, generate: Callable | None = 
             base = image.astype(np.int16)
             a = s * hold_ns
             b = min(end_ns - start_ns, a + hold_ns)
+            intervals.append(Interval(start_ns + a, start_ns + b,
+                                      tuple(c for c, v in zip(class_names, np.asarray(scene.labels).reshape(-1)) if v)))
             events: list[tuple[int, int, str]] = []  # (t_ns, stream order, key): deterministic order
             for order, (key, _topic, _type, _rate) in enumerate(streams):
                 all_ticks = ticks_of[key]
@@ -194,6 +207,8 @@ def write_scene_bag(out: str | Path, spec: BagSpec, generate: Callable | None = 
             if progress and (s + 1) % 5 == 0:
                 progress(f"  {s + 1}/{n_scenes} scenes")
         writer.close()
+        write_labels(out / LABELS_FILE, intervals)
+        write_class_list(out / CLASSES_FILE, class_names)
     except BaseException:
         try:
             writer.abort()

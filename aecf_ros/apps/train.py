@@ -6,6 +6,7 @@ Examples::
     aecf-ros train --config config/train_tiny.yaml --out /tmp/m.pt --set stage2.epochs=3
     aecf-ros train --method moddrop --seed 1 --device cuda
     aecf-ros train --resume                          # continue from <workdir>/checkpoint.pt
+    aecf-ros train --dataset data/robot --out robot.pt  # the robot's own bags (aecf-ros dataset)
     torchrun --nproc_per_node=2 -m aecf_ros.cli train --config ...   # DDP (gloo on CPU, nccl on GPU)
 
 Settings come from the YAML config (``--config``, default ``config/train.yaml``), then
@@ -20,6 +21,7 @@ from __future__ import annotations
 import argparse
 import json
 import sys
+import time
 from pathlib import Path
 
 from aecf_ros.train.config import DEFAULT_CONFIG_PATH, METHODS
@@ -43,6 +45,11 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--resume", action="store_true",
                         help="resume from <workdir>/checkpoint.pt of an interrupted run")
     parser.add_argument("--json", help="also write the training summary as JSON here")
+    parser.add_argument("--dataset", metavar="DIR",
+                        help="train on a dataset made from the robot's bags (aecf-ros dataset): its sensors, "
+                             "encoders, classes and split; only fusion + head + calibrator are trained")
+    parser.add_argument("--init", metavar="BUNDLE",
+                        help="--dataset: start fusion + head from this bundle (same sensors, encoders, classes)")
     parser.add_argument("--params", action="append", default=None, metavar="PARAMS_FILE",
                         help="the robot's ROS params file(s) (repeat to layer): train for the sensors it declares "
                              "('sensors: [...]'); the simulator renders each image sensor's own view")
@@ -107,10 +114,54 @@ def start_run(command: str, args, extra: list[str] | None = None):
     return cfg, setup_runtime(cfg)
 
 
+def run_dataset(args) -> int:
+    """``--dataset DIR``: fusion + head + calibrator on the robot's own samples."""
+    from aecf_ros.model import ModelLoadError, save_model
+    from aecf_ros.train.from_dataset import train_on_dataset
+    from aecf_ros.train.pipeline import environment_info
+
+    if args.params:
+        print("aecf-ros train: --dataset takes its sensors from the dataset; drop --params", file=sys.stderr)
+        return 2
+    started = start_run("train", args)
+    if started is None:
+        return 2
+    cfg, dist = started
+    try:
+        model, summary = train_on_dataset(args.dataset, cfg, dist=dist, init=args.init)
+    except (ValueError, ModelLoadError) as exc:
+        print(f"aecf-ros train: {exc}", file=sys.stderr)
+        return 2
+    finally:
+        dist.shutdown()
+    out = Path(cfg["out"])
+    save_model(model, out, extra={
+        "command": format_command("train", args), "train_config": cfg, "dataset": summary["dataset"],
+        "method": summary["method"], "seed": summary["seed"], "calibration": summary["calibration"],
+        "test_metrics": summary["test"], "seconds": summary["seconds"], "environment": environment_info(),
+        "created_unix": int(time.time())})
+    print(f"[train] wrote model bundle {out} ({out.stat().st_size / 1e6:.2f} MB): sensors "
+          f"{', '.join(model.modalities)}, {len(model.class_names)} classes")
+    t = summary["test"] or {}
+    for name in ("full", "drop_p0.5"):
+        if name in t:
+            print(f"[train] test {name}: mAP={t[name]['map']:.4f} ECE={t[name]['ece_model']:.4f} "
+                  f"(model output: {model.calibrator.default_mode})")
+    if args.json:
+        Path(args.json).parent.mkdir(parents=True, exist_ok=True)
+        Path(args.json).write_text(json.dumps(summary, indent=1, default=float))
+    return 0
+
+
 def run(args) -> int:
     from aecf_ros.model import save_model
     from aecf_ros.train.pipeline import bundle_metadata, train_pipeline
 
+    if getattr(args, "dataset", None):
+        return run_dataset(args)
+    if getattr(args, "init", None):
+        print("aecf-ros train: --init needs --dataset", file=sys.stderr)
+        return 2
     families = None
     if getattr(args, "params", None):
         from aecf_ros.runtime.sensor_graph import declared_sensor_set

@@ -136,10 +136,17 @@ def load_features(path: str | Path) -> FeatureSet:
 
 def save_features(path: str | Path, embeddings: Mapping[str, np.ndarray], labels: np.ndarray,
                   present: Mapping[str, np.ndarray] | None = None, class_names: Sequence[str] | None = None,
-                  split: Sequence[str] | np.ndarray | None = None, compress: bool = False) -> Path:
-    """Validate and write a feature file; returns the path written."""
+                  split: Sequence[str] | np.ndarray | None = None, compress: bool = False,
+                  extra: Mapping[str, np.ndarray] | None = None) -> Path:
+    """Validate and write a feature file; returns the path written. ``extra``: more per-row
+    arrays stored as they are (e.g. ``stamps_ns``), ignored by :func:`load_features`."""
     path = Path(path)
     fs = _validate(embeddings, labels, present, class_names, split, str(path))
+    for key, value in (extra or {}).items():
+        if key.startswith(("emb_", "present_")) or key in ("labels", "class_names", "split"):
+            raise ValueError(f"{path}: extra array {key!r} would shadow a feature array")
+        if np.asarray(value).shape[:1] != (len(fs),):
+            raise ValueError(f"{path}: extra array {key!r} must have {len(fs)} rows")
     arrays: dict[str, np.ndarray] = {"labels": fs.labels}
     for m in fs.modalities:
         if not m or not m.replace("_", "").isalnum():
@@ -151,6 +158,7 @@ def save_features(path: str | Path, embeddings: Mapping[str, np.ndarray], labels
         arrays["class_names"] = np.asarray(fs.class_names, dtype=str)
     if fs.split is not None:
         arrays["split"] = fs.split
+    arrays.update({k: np.asarray(v) for k, v in (extra or {}).items()})
     path.parent.mkdir(parents=True, exist_ok=True)
     with open(path, "wb") as fh:  # a file handle stops numpy appending ".npz" to the name
         (np.savez_compressed if compress else np.savez)(fh, **arrays)

@@ -116,3 +116,25 @@ def evaluate_model(model: PerceptionModel, data: EmbeddingSet, *, seed: int = 0,
                                 ("presence_platt", p_platt))}
         result["scenarios"][name] = row
     return result
+
+
+def presence_patterns(model: PerceptionModel, data: EmbeddingSet, n_bins: int = 15, min_rows: int = 1) -> dict:
+    """Scores per RECORDED presence pattern (``camera+lidar``: the rows where exactly those
+    sensors were present), under that presence, as the model's output: what the robot's own
+    sensor failures cost. ``{pattern: {"n", "map", "ece_model"}}``, most frequent first."""
+    present = data.present.bool()
+    logits, _, _ = compute_logits(model, data, present)
+    cal = model.calibrator
+    dev = next(cal.parameters(), next(cal.buffers(), None)).device
+    with torch.no_grad():
+        probs = torch.sigmoid(cal(logits.to(dev), present.to(dev), cal.default_mode)).cpu()
+    labels = data.labels.float()
+    keys = ["+".join(m for m, p in zip(data.modalities, row) if p) or "none" for row in present.tolist()]
+    out = {}
+    for key in sorted(set(keys), key=lambda k: -keys.count(k)):
+        rows = torch.tensor([i for i, k in enumerate(keys) if k == key])
+        if len(rows) < min_rows:
+            continue
+        out[key] = {"n": int(len(rows)), "map": macro_map(probs[rows].numpy(), labels[rows].numpy()),
+                    "ece_model": expected_calibration_error(probs[rows], labels[rows], n_bins)}
+    return out

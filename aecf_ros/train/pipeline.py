@@ -101,9 +101,13 @@ def summarise_eval(ev: Mapping) -> dict:
 def train_stage2_and_eval(model: PerceptionModel, method: str, seed: int, train: EmbeddingSet,
                           val: EmbeddingSet, test: EmbeddingSet | None, cfg: Mapping, *,
                           dist: DistContext, progress: bool, checkpoint: Checkpointer | None = None,
-                          desc: str = "stage2") -> dict:
-    """Stage 2 + calibration (+ test evaluation on rank 0). Returns a summary dict."""
+                          desc: str = "stage2", init: PerceptionModel | None = None) -> dict:
+    """Stage 2 + calibration (+ test evaluation on rank 0). Returns a summary dict. ``init``: a
+    model of the same shape whose fusion + head weights start the training (fine-tuning)."""
     reset_fusion_head(model, method, seed)
+    if init is not None:
+        model.fusion.load_state_dict(init.fusion.state_dict())
+        model.head.load_state_dict(init.head.state_dict())
     model.to(dist.device)
     state = checkpoint.load("stage2") if checkpoint else None
     if state is not None:

@@ -20,9 +20,11 @@ from aecf_ros.train.common import EmbeddingSet
 __all__ = ["sensor_model", "sensor_embeddings", "sensor_split"]
 
 
-def sensor_model(trained: PerceptionModel, families: Mapping[str, str | None]) -> PerceptionModel:
+def sensor_model(trained: PerceptionModel, families: Mapping[str, str | None], *, class_names=None,
+                 fusion: Mapping | None = None, head: Mapping | None = None) -> PerceptionModel:
     """A model for the declared sensors (``{name: encoder family}``, declaration order) holding
-    ``trained``'s stage-1 encoder weights."""
+    ``trained``'s stage-1 encoder weights; ``class_names`` / ``fusion`` / ``head``: settings
+    of its (fresh) head and fusion instead of ``trained``'s."""
     unsupported = [n for n, f in families.items() if f is None]
     if unsupported:
         raise ValueError(f"sensors {unsupported} are of a kind the simulator cannot render (embedding): "
@@ -30,6 +32,9 @@ def sensor_model(trained: PerceptionModel, families: Mapping[str, str | None]) -
     config = dict(trained.config)
     config["modalities"] = list(families)
     config["sensor_families"] = dict(families)
+    for key, value in (("class_names", class_names), ("fusion", fusion), ("head", head)):
+        if value is not None:
+            config[key] = list(value) if key == "class_names" else dict(value)
     model = PerceptionModel(config)
     for name in ("camera_encoder", "lidar_encoder"):
         mine, theirs = getattr(model, name), getattr(trained, name)
