@@ -120,7 +120,7 @@ def _broken_bags(tmp_path, bags):
     out = {}
     for storage in ("mcap", "sqlite3"):
         src = bags[storage]
-        data = next(p for p in src.iterdir() if p.name != "metadata.yaml")
+        data = next(p for p in src.iterdir() if p.suffix in (".mcap", ".db3"))  # not labels.csv, classes.txt
         truncated = tmp_path / f"truncated_{storage}"
         shutil.copytree(src, truncated)
         f = truncated / data.name

@@ -42,12 +42,12 @@ Truth = tuple[int, np.ndarray, Optional[int]]
 
 def input_format(msgtype: str, msg: Any) -> str:
     """What a sensor message's layout is, in one string (``Image rgb8 640x480``, ``CompressedImage
-    jpeg``, ``PointCloud2 x,y,z,intensity``): bags of one dataset should agree on it."""
+    rgb8; jpeg compressed bgr8``, ``PointCloud2 x,y,z,intensity``): bags of one dataset should agree on it."""
     short = msgtype.rsplit("/", 1)[-1]
     if short == "Image":
         return f"Image {msg.encoding} {msg.width}x{msg.height}"
     if short == "CompressedImage":
-        return f"CompressedImage {str(msg.format).split(';')[0].strip()}"
+        return f"CompressedImage {str(msg.format).strip()}"  # e.g. 'rgb8; jpeg compressed bgr8'
     if short == "PointCloud2":
         return f"PointCloud2 {','.join(f.name for f in msg.fields)}"
     return short

@@ -102,8 +102,9 @@ def extract_bag(job: BagJob, log: Callable[[str], None] = print) -> BagReport:
     try:
         with BagReader(job.path) as bag:
             info = bag.info()
-    except BagError as exc:
-        raise DatasetError(f"{job.path}: {exc}") from None
+    except BagError as exc:  # e.g. an mcap cut short has no footer: nothing can be read
+        raise DatasetError(f"{job.path}: {exc} (a recording cut short? `mcap recover` or "
+                           f"`ros2 bag reindex` rebuild what can be saved)") from None
     missing = [m for m, topics in job.topics.items() if not any(info.topic(t) for t in topics)]
     if missing and not job.allow_missing_sensors:
         raise DatasetError(f"{job.path}: no topic for declared sensor(s) "

@@ -206,6 +206,12 @@ def _run(args) -> int:
             topics[sensor] = list(topic)
     except DropPlanError as exc:
         raise DatasetError(str(exc)) from None
+    if args.split == "bags":  # before any extraction: a split that cannot work fails now
+        try:
+            split_bags([b.name for b in bags], args.split_seed, args.val, args.test,
+                       {**{Path(b).name: "test" for b in args.test_bag}, **{Path(b).name: "val" for b in args.val_bag}})
+        except ValueError as exc:
+            raise DatasetError(str(exc)) from None
     labels = labels_for(bags, args)
     class_names, classes_from = class_names_for(bags, labels, args)
     try:
@@ -289,7 +295,8 @@ def _run(args) -> int:
     manifest = {
         "sensors": [{"name": s.name, "kind": s.kind, "family": s.family, "topics": topics[s.name],
                      "transport": s.transport, "msgtype": s.msgtype, "dim": dims[s.name]} for s in sensor_set],
-        "encoder_ids": encoder_ids, "encoder_model": args.model,
+        "encoder_ids": encoder_ids,
+        "encoder_model": args.model if args.model == "default" else str(Path(args.model).resolve()),
         "encoder_model_sha256": None if args.model == "default" else file_sha256(args.model),
         "class_names": class_names, "classes_from": classes_from,
         "fusion_parameters": parameters, "params_file": params_file,

@@ -118,10 +118,24 @@ class Evaluation:
 
 def evaluate_bag(path: str | Path, plan: DropPlan, model, model_name: str = "model",
                  parameters: Optional[dict] = None, ground_truth_topic: str = T.GROUND_TRUTH_TOPIC,
-                 log: Callable[[str], None] = lambda line: print(line, file=sys.stderr)) -> Evaluation:
+                 log: Callable[[str], None] = lambda line: print(line, file=sys.stderr),
+                 labels_file: Optional[str] = None) -> Evaluation:
     """Run the node graph's computation over the bag (:class:`~aecf_ros.apps.bag_graph.BagGraph`)
-    and record what the fusion node publishes at every tick."""
+    and record what the fusion node publishes at every tick. ``labels_file``: the truth from a
+    label file (:mod:`aecf_ros.data.labels`, in the model's classes) instead of the topic."""
     from aecf_ros.runtime.fusion_engine import NoOutput
+
+    track = None
+    if labels_file:
+        from aecf_ros.bag.bag_io import BagReader
+        from aecf_ros.data.labels import LabelError, read_labels
+
+        with BagReader(path) as bag:
+            info = bag.info()
+        try:
+            track = read_labels(labels_file, model.class_names, bag_start_ns=info.start_ns, bag_end_ns=info.end_ns)
+        except LabelError as exc:
+            raise BagError(str(exc)) from None
 
     wall0 = time.perf_counter()
     parameters = parameters or fusion_parameters()
@@ -131,6 +145,9 @@ def evaluate_bag(path: str | Path, plan: DropPlan, model, model_name: str = "mod
 
     def on_tick(now_ns: int, truth) -> None:
         out = engine.step(now_ns / 1e9).output
+        if track is not None:
+            found = track.at(now_ns)
+            truth = None if found is None else (now_ns, found, None)
         labels = truth[1].tolist() if truth is not None else None
         scene = truth[2] if truth is not None else None
         t = (now_ns - graph.start_ns) / 1e9
@@ -141,10 +158,10 @@ def evaluate_bag(path: str | Path, plan: DropPlan, model, model_name: str = "mod
             ticks.append(Tick(t, True, "", list(out.present), [float(w) for w in out.weights],
                               [float(s) for s in out.scores], labels, scene))
 
-    run = graph.run(path, on_tick, ground_truth_topic=ground_truth_topic)
+    run = graph.run(path, on_tick, ground_truth_topic=None if track is not None else ground_truth_topic)
     result = Evaluation(str(path), model_name, modalities, list(model.class_names), plan, graph.rate_hz,
                         dict(parameters), run.duration_s, ticks=ticks, input_drops=run.input_drops,
-                        plan_counters=run.plan_counters, has_truth=run.has_truth,
+                        plan_counters=run.plan_counters, has_truth=run.has_truth or track is not None,
                         ground_truth_dropped=run.ground_truth_dropped, undeserializable=run.undeserializable,
                         truncated=run.truncated)
     result.wall_s = time.perf_counter() - wall0
@@ -294,6 +311,9 @@ def add_arguments(parser) -> None:
                              "robot's declared sensors; default: the one `aecf-ros run` uses (config/aecf.yaml)")
     parser.add_argument("--publish-rate", type=float, default=None, help="override publish_rate_hz")
     parser.add_argument("--ground-truth-topic", default=T.GROUND_TRUTH_TOPIC)
+    parser.add_argument("--labels", default=None, metavar="FILE",
+                        help="the truth from this label file (start,end,classes; the model's classes) "
+                             "instead of the ground-truth topic")
     parser.add_argument("--threads", type=int, default=1,
                         help="torch CPU threads (default 1: on a busy 2-core machine more threads made "
                              "the camera encoder ~100x slower; results do not depend on it)")
@@ -344,7 +364,8 @@ def run(args) -> int:
         print(f"aecf-ros evaluate-bag: error: {exc}", file=sys.stderr)
         return 2
     try:
-        ev = evaluate_bag(args.bag, plan, model, name, parameters, args.ground_truth_topic, log=log)
+        ev = evaluate_bag(args.bag, plan, model, name, parameters, args.ground_truth_topic, log=log,
+                          labels_file=args.labels)
     except BagError as exc:
         print(f"aecf-ros evaluate-bag: error: {exc}", file=sys.stderr)
         return 1

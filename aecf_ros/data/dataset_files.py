@@ -51,13 +51,15 @@ def file_sha256(path: str | Path) -> str:
     return h.hexdigest()
 
 
-def _counts(n: int, val: float, test: float) -> tuple[int, int]:
+def _counts(n: int, val: float, test: float, what: str = "bag") -> tuple[int, int]:
     """(val, test) parts of ``n`` items: each at least 1 when its fraction is > 0 and n >= 3."""
     n_test = max(1, round(test * n)) if test > 0 else 0
     n_val = max(1, round(val * n)) if val > 0 else 0
     if n_test + n_val >= n:
-        raise ValueError(f"{n} unit(s) cannot be split into train / val / test "
-                         f"(val {val:g}, test {test:g}): record more, or split by time blocks")
+        hint = ("record more bags, name the parts (--test-bag / --val-bag) or split by time blocks "
+                "(--split blocks)" if what == "bag" else "use shorter blocks (--block) or record more")
+        raise ValueError(f"{n} {what}(s) cannot be split into train / val / test "
+                         f"(val {val:g}, test {test:g}): {hint}")
     return n_val, n_test
 
 
@@ -101,7 +103,7 @@ def split_blocks(bag_index: np.ndarray, stamps_ns: np.ndarray, bag_starts_ns: Se
     keys = sorted(set(zip(bag_index.tolist(), block.tolist())))
     if not keys:
         return np.zeros(0, "<U5"), {}
-    n_val, n_test = _counts(len(keys), val, test)
+    n_val, n_test = _counts(len(keys), val, test, "time block")
     order = np.random.default_rng(seed).permutation(len(keys))
     part = {}
     for rank, i in enumerate(order):
