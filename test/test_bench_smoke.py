@@ -65,6 +65,10 @@ def test_make_bench_harness_produces_every_figure(tmp_path):
     assert any(seg["latency"]["text"]["prediction_ms"]["n"] for seg in g["segments"].values())
     for mode in ("timer", "camera"):
         assert g["stale"][mode]["n"] >= 1 and g["stale"][mode]["p99"] is not None, g["stale"]
+    ds = r["dataset"]  # section 6: the bag dataset's extraction and training figures
+    assert ds["extraction"]["msgs_per_cpu_s"] > 0 and ds["extraction"]["peak_rss_mib"] > 0
+    assert ds["extraction"]["samples"] > 0 and ds["training"]["seconds_per_epoch_per_10k_samples"] > 0
+    assert "## 6. Bag dataset" in md
     su = g["sustained"]
     for n in ("camera_encoder", "lidar_encoder", "text_encoder", "fusion_node"):
         assert su["cpu_pct"][n] is not None and su["rss_mib_start"][n] > 0 and su["rss_mib_end"][n] > 0

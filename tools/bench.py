@@ -19,6 +19,8 @@ fusion rows interleave the methods round by round):
 4. stale detection: a separate fusion node fed embeddings directly, lidar stopped >= 100 times with a
    50 ms timeout: sensor's last stamp + timeout -> first prediction marking it absent (timer mode and
    trigger mode).
+6. bag dataset (tools/bench_dataset.py): ``aecf-ros dataset`` on a 10-minute bag (msgs/s per core,
+   peak RSS, cached re-run) and ``aecf-ros train --dataset`` (seconds per epoch per 10k samples).
 """
 from __future__ import annotations
 
@@ -718,6 +720,7 @@ def main(argv=None) -> int:
     ap.add_argument("--out", type=Path, default=REPO / "docs")
     ap.add_argument("--floor-listener", type=Path, default=None, help=argparse.SUPPRESS)
     ap.add_argument("--skip-graph", action="store_true", help="fusion layer + scaling only")
+    ap.add_argument("--skip-dataset", action="store_true", help="no bag-dataset rows (section 6)")
     args = ap.parse_args(argv)
     os.environ["ROS_AUTOMATIC_DISCOVERY_RANGE"] = "LOCALHOST"
     os.environ.setdefault("ROS_DOMAIN_ID", "78")
@@ -742,11 +745,21 @@ def main(argv=None) -> int:
         work = Path(tempfile.mkdtemp(prefix="aecf_bench_"))
         r["graph"] = run_graph(args.quick, args.sustain_s or (8.0 if args.quick else 60.0),
                                args.stale_events or (3 if args.quick else 100), work)
+    if not args.skip_dataset:
+        import bench_dataset
+
+        print("bag dataset (extraction, training) ...", flush=True)
+        with tempfile.TemporaryDirectory(prefix="aecf_dataset_bench_") as tmp:
+            r["dataset"] = bench_dataset.run(0.5 if args.quick else 10.0, 2 if args.quick else 5, Path(tmp))
     r["wall_s"] = time.monotonic() - t_start
     args.out.mkdir(parents=True, exist_ok=True)
     (args.out / "performance.json").write_text(json.dumps(r, indent=1) + "\n")
     if not args.skip_graph:
         md = report(r)
+        if "dataset" in r:
+            import bench_dataset
+
+            md += "\n" + bench_dataset.report(r["dataset"])
         (args.out / "PERFORMANCE.md").write_text(md)
         print(md)
     return 0
