@@ -78,17 +78,6 @@ def embedding_topic(modality: str) -> str:
 DROPOUT_PREFIX = "/dropout"  # sensor_dropout's default output = prefix + input topic
 
 
-def pipeline_subscriptions(dropout: bool = False) -> list[str]:
-    """The topics the launched pipeline subscribes to once ACTIVE (lifecycle nodes subscribe in
-    ``on_activate``): the encoders' sensor inputs (``/dropout/...`` behind the sensor_dropout relay,
-    whose own inputs are then the sensor topics) and the fusion node's embedding topics. A bag
-    player that waits for all of them starts with the pipeline ready (replay.launch.py)."""
-    sensors = list(TOPIC_ARGUMENTS.values())
-    inputs = [DROPOUT_PREFIX + t for t in sensors] if dropout else sensors
-    relay = sensors if dropout else []
-    return relay + inputs + ["/" + embedding_topic(m) for m in MODALITIES]
-
-
 @dataclass(frozen=True)
 class ParamSpec:
     """One node parameter: default (its type is the parameter type), description, constraints.

@@ -7,6 +7,7 @@ The sensors are the params file's ``sensors: [...]`` (default camera/lidar/text;
         [device:=cpu] [model_path:=/path/model.pt] [autostart:=false] [log_level:=debug]
         [respawn:=true respawn_delay:=2.0] [namespace:=robot1] [camera_topic:=/front/image_raw]
         [lidar_topic:=/velodyne_points] [text_topic:=/operator/text] [debug_view:=false]
+        [sensor_topic_prefix:=/dropout]
 
 Nodes, executables, remaps and parameters come from ``aecf_ros.graph`` (the same module
 ``aecf-ros run`` uses), so the two can't drift apart. Every node is a lifecycle node that
@@ -21,7 +22,8 @@ applied as a node parameter, so a params file's ``device: cuda`` is not silently
 launch default (nav2's RewrittenYaml idea: only given values are written over the file).
 ``use_sim_time`` is always applied (default false). ``log_level`` (default info) is every node's
 ``--log-level``; ``respawn:=true`` restarts a node process that exits, after ``respawn_delay`` s.
-``debug_view`` (default true) starts the node that draws ``aecf/debug_image`` (it loads no
+``sensor_topic_prefix`` (default '') goes in front of every declared sensor topic: with
+``/dropout`` the graph reads the sensor_dropout relay's outputs. ``debug_view`` (default true) starts the node that draws ``aecf/debug_image`` (it loads no
 model and draws only while something subscribes; ``config/foxglove_layout.json`` shows it).
 """
 import os
@@ -86,7 +88,7 @@ def _nodes(context):
     without = [spec.switch for spec in graph.NODES
                if spec.switch and not _flag(spec.switch, value(spec.switch, "true"))]
     nodes = []
-    for g in graph_nodes(sensor_set, topics, without):
+    for g in graph_nodes(sensor_set, topics, without, value("sensor_topic_prefix", "")):
         # launch_ros' LifecycleNode (not a plain Node): launch knows they are managed, so lifecycle
         # event handlers (OnStateTransition) and `ros2 lifecycle` tooling work on them
         nodes.append(LifecycleNode(
@@ -124,6 +126,9 @@ def generate_launch_description():
         DeclareLaunchArgument("respawn", default_value="false", description="restart a node process that exits"),
         DeclareLaunchArgument("respawn_delay", default_value="2.0", description="seconds before a respawn"),
         DeclareLaunchArgument("namespace", default_value="", description="namespace of all nodes and graph topics"),
+        DeclareLaunchArgument("sensor_topic_prefix", default_value="",
+                              description="put in front of every declared sensor topic, e.g. /dropout (the "
+                                          "sensor_dropout relay's outputs; replay.launch.py dropout:=true)"),
     ]
     arguments += [DeclareLaunchArgument(name, default_value=default, description=f"input topic ({name})")
                   for name, default in graph.TOPIC_ARGUMENTS.items()]

@@ -67,7 +67,13 @@ def test_replay_launch_runs_the_graph_on_sim_time_with_players_and_relay(monkeyp
     assert launch_args["use_sim_time"] == "true"
     from aecf_ros import graph
 
-    assert set(graph.TOPIC_ARGUMENTS) <= set(launch_args)
+    # the graph reads the declared sensor topics, behind the relay with /dropout in front
+    prefix = launch_args["sensor_topic_prefix"]
+    assert type(prefix).__name__ == "PythonExpression"
+    words = [w.args[0] if type(w).__name__ == "LaunchConfiguration" else w for w in prefix.args[0]]
+    for dropout, expected in (("true", "/dropout"), ("false", ""), ("True", "/dropout")):
+        assert eval("".join(dropout if w == "dropout" else w for w in words)) == expected
+    assert launch_args["namespace"].args == ("namespace",)
     # issue 20 item 2: passed on as given; '' (not given) lets the params files' values stand
     for name in ("device", "model_path", "autostart"):
         assert declared[name] == "", name
@@ -81,22 +87,19 @@ def test_replay_launch_runs_the_graph_on_sim_time_with_players_and_relay(monkeyp
     assert aecf.kwargs["cmd"][0].startswith("aecf-ros replay ")
     assert _players(entities, player="none", bag="") == []
 
-    relay = next(e for e in entities if type(e).__name__ == "LifecycleNode")  # a managed node, like the rest
-    assert relay.kwargs["executable"] == "sensor_dropout"
+    relay_fn = next(e for e in entities if type(e).__name__ == "OpaqueFunction"
+                    and e.kwargs["function"].__name__ == "relay_node").kwargs["function"]
+    robot = str(REPO / "config" / "aecf.yaml")
+    plan = str(REPO / "config" / "sensor_dropout.yaml")
+    configuration = dict(dropout="true", params_file=robot, extra_params_file="", dropout_params=plan,
+                         namespace="robot1")
+    (relay,) = relay_fn(types.SimpleNamespace(launch_configurations=configuration))
+    assert type(relay).__name__ == "LifecycleNode"  # a managed node, like the rest
+    assert relay.kwargs["executable"] == "sensor_dropout" and relay.kwargs["namespace"] == "robot1"
     assert (REPO / "scripts" / "sensor_dropout").is_file()
-    assert {"use_sim_time": True} in relay.kwargs["parameters"]
-
-
-def test_dropout_outputs_match_what_the_graph_reads_with_dropout_true():
-    """The relay's configured outputs are the '/dropout' + sensor topics the launch file feeds the graph."""
-    import yaml
-
-    from aecf_ros import graph
-
-    params = yaml.safe_load((REPO / "config" / "sensor_dropout.yaml").read_text())["sensor_dropout"]["ros__parameters"]
-    outputs = {params[s]["input_topic"]: params[s]["output_topic"] for s in params["streams"]}
-    for default in graph.TOPIC_ARGUMENTS.values():
-        assert outputs[default] == "/dropout" + default
+    # the robot's files first (their /** sensor declaration = the relay's streams), then the plan
+    assert relay.kwargs["parameters"] == [robot, plan, {"use_sim_time": True}]
+    assert relay_fn(types.SimpleNamespace(launch_configurations=dict(configuration, dropout="false"))) == []
 
 
 def test_player_waits_for_the_active_pipeline_by_default_also_through_the_relay(monkeypatch):
@@ -105,13 +108,14 @@ def test_player_waits_for_the_active_pipeline_by_default_also_through_the_relay(
     import shlex
 
     from aecf_ros import graph
+    from aecf_ros.runtime.sensor_graph import pipeline_subscriptions
 
     module = _module(monkeypatch)
     bag = str(REPO / "config")
     for dropout in ("false", "true"):
         words = shlex.split(module.player_command("aecf", bag, dropout=dropout))
         waited = words[words.index("--wait-for") + 1:words.index("--wait-timeout")]
-        assert waited == graph.pipeline_subscriptions(dropout=dropout == "true")
+        assert waited == pipeline_subscriptions(dropout=dropout == "true")
         assert {"/" + graph.embedding_topic(m) for m in graph.MODALITIES} <= set(waited)
         encoder_inputs = [("/dropout" if dropout == "true" else "") + t for t in graph.TOPIC_ARGUMENTS.values()]
         assert set(encoder_inputs) <= set(waited)
@@ -163,3 +167,63 @@ def test_a_refused_player_stops_the_launch_before_any_node_is_started(monkeypatc
             check(types.SimpleNamespace(launch_configurations=configuration))
     for configuration in (dict(player="none", bag=""), dict(player="aecf", bag=str(tmp_path))):
         assert check(types.SimpleNamespace(launch_configurations=configuration)) == []
+
+
+ROBOT = """/**:
+  ros__parameters:
+    sensors: [front_camera, rear_camera, lidar, radar]
+    front_camera: {kind: image, topic: /front/image_raw}
+    rear_camera: {kind: image, topic: /rear/image_raw/compressed, transport: compressed}
+    lidar: {kind: pointcloud, topic: /velodyne_points}
+    radar: {kind: embedding, topic: radar/embedding}
+"""
+
+
+def test_replay_of_a_declared_robot_waits_for_its_sensors_and_passes_its_files(monkeypatch, tmp_path):
+    """Issue 16 item 3: replay.launch.py takes the sensor set from params_file: the player waits for
+    the declared sensors' topics as the graph reads them (the compressed camera on its compressed
+    topic, the relay's /dropout outputs with dropout:=true, an embedding sensor read by the fusion
+    node, under the namespace), and `aecf-ros replay` gets the files, so drop plans name sensors."""
+    import shlex
+
+    module = _module(monkeypatch)
+    robot = tmp_path / "robot.yaml"
+    robot.write_text(ROBOT)
+    bag = str(REPO / "config")
+    words = shlex.split(module.player_command("aecf", bag, dropout="true", params_file=str(robot),
+                                              namespace="robot1", replay_args="--drop rear_camera@5-10"))
+    waited = words[words.index("--wait-for") + 1:words.index("--wait-timeout")]
+    assert waited == ["/front/image_raw", "/rear/image_raw/compressed", "/velodyne_points", "/robot1/radar/embedding",
+                      "/dropout/front/image_raw", "/dropout/rear/image_raw/compressed", "/dropout/velodyne_points",
+                      "/dropout/radar/embedding",
+                      "/robot1/aecf/embedding/front_camera", "/robot1/aecf/embedding/rear_camera",
+                      "/robot1/aecf/embedding/lidar"]
+    assert words[words.index("--params") + 1] == str(robot) and words[-2:] == ["--drop", "rear_camera@5-10"]
+    plain = shlex.split(module.player_command("ros2", bag, params_file=str(robot)).split(" && ")[0])
+    assert plain[2:-2] == ["/front/image_raw", "/rear/image_raw/compressed", "/velodyne_points", "/radar/embedding",
+                           "/aecf/embedding/front_camera", "/aecf/embedding/rear_camera", "/aecf/embedding/lidar"]
+    bad = tmp_path / "bad.yaml"
+    bad.write_text(ROBOT.replace("kind: pointcloud", "kind: sonar"))
+    import pytest
+
+    check = next(e for e in _load(monkeypatch).args[0] if type(e).__name__ == "OpaqueFunction").kwargs["function"]
+    with pytest.raises(ValueError, match="lidar.kind"):  # before any node starts, naming the parameter
+        check(types.SimpleNamespace(launch_configurations=dict(player="none", params_file=str(bad))))
+
+
+def test_the_graph_behind_the_relay_reads_every_declared_sensor_from_dropout(tmp_path):
+    """sensor_topic_prefix (replay.launch.py dropout:=true): every encoder subscribes /dropout + its
+    sensor's topic (the compressed camera its compressed one), the fusion node reads an embedding
+    sensor there too; without the prefix the graph is the declared one."""
+    from aecf_ros.runtime.sensor_graph import declared_sensor_set, graph_nodes
+
+    robot = tmp_path / "robot.yaml"
+    robot.write_text(ROBOT)
+    sensor_set = declared_sensor_set([robot])
+    nodes = {g.name: g for g in graph_nodes(sensor_set, topic_prefix="/dropout")}
+    assert dict(nodes["front_camera_encoder"].remaps)["image"] == "/dropout/front/image_raw"
+    assert dict(nodes["rear_camera_encoder"].remaps)["image_compressed"] == "/dropout/rear/image_raw/compressed"
+    assert dict(nodes["lidar_encoder"].remaps)["points"] == "/dropout/velodyne_points"
+    assert "radar_encoder" not in nodes and nodes["fusion_node"].parameters == {"radar.topic": "/dropout/radar/embedding"}
+    plain = {g.name: g for g in graph_nodes(sensor_set)}
+    assert dict(plain["lidar_encoder"].remaps)["points"] == "/velodyne_points" and plain["fusion_node"].parameters == {}

@@ -149,3 +149,81 @@ def test_bad_plan_parameter_exits_with_a_message(ros_subprocess_env):
                           capture_output=True, text=True, timeout=60)
     assert proc.returncode == 2
     assert "unknown modality 'sonar'" in proc.stderr and "Traceback" not in proc.stderr
+
+
+ROBOT = [("sensors", ["front_camera", "rear_camera", "lidar"]),
+         ("front_camera.kind", "image"), ("front_camera.topic", "/r16d/front/image_raw"),
+         ("rear_camera.kind", "image"), ("rear_camera.topic", "/r16d/rear/image_raw/compressed"),
+         ("rear_camera.transport", "compressed"),
+         ("lidar.kind", "pointcloud"), ("lidar.topic", "/r16d/points")]
+
+
+def test_relay_of_a_declared_robot_relays_its_sensors_and_drops_one_by_name(rclpy_context):
+    """Issue 16 item 3: with the robot's declaration (the /** section of its params file) and no
+    streams, the relay relays every declared sensor, from its topic to /dropout<topic> with the
+    message type of its kind and transport, and a plan names sensors: rear_camera dropped alone."""
+    import numpy as np
+    from rclpy.executors import SingleThreadedExecutor
+    from rclpy.node import Node
+    from rclpy.parameter import Parameter
+    from rclpy.qos import QoSProfile
+    from sensor_msgs.msg import CompressedImage, Image, PointCloud2
+
+    from aecf_ros.nodes.lifecycle import bring_up
+    from aecf_ros.nodes.sensor_dropout import SensorDropoutNode
+    from aecf_ros.runtime.sensor_graph import graph_nodes
+    from aecf_ros.sim.scene_msgs import compressed_image_msg, image_msg, pointcloud2_msg
+
+    relay = SensorDropoutNode(context=rclpy_context, parameter_overrides=[
+        *(Parameter(k, value=v) for k, v in ROBOT), Parameter("drop", value=["rear_camera:p=1.0"]),
+        Parameter("time_origin", value="node_start")])
+    streams = {s.name: (s.input_topic, s.output_topic, s.msgtype) for s in relay.streams.values()}
+    assert streams == {
+        "front_camera": ("/r16d/front/image_raw", "/dropout/r16d/front/image_raw", "sensor_msgs/msg/Image"),
+        "rear_camera": ("/r16d/rear/image_raw/compressed", "/dropout/r16d/rear/image_raw/compressed",
+                        "sensor_msgs/msg/CompressedImage"),
+        "lidar": ("/r16d/points", "/dropout/r16d/points", "sensor_msgs/msg/PointCloud2")}
+    # what the graph behind the relay reads (replay.launch.py dropout:=true) is what it writes
+    nodes = {g.name: dict(g.remaps) for g in graph_nodes(relay.sensor_set, topic_prefix="/dropout")}
+    assert nodes["front_camera_encoder"]["image"] == streams["front_camera"][1]
+    assert nodes["rear_camera_encoder"]["image_compressed"] == streams["rear_camera"][1]
+    assert nodes["lidar_encoder"]["points"] == streams["lidar"][1]
+
+    assert bring_up(relay)
+    io = Node("dropout_robot_io", context=rclpy_context)
+    qos = QoSProfile(depth=50)
+    types_ = {"front_camera": Image, "rear_camera": CompressedImage, "lidar": PointCloud2}
+    pubs = {n: io.create_publisher(types_[n], streams[n][0], qos) for n in types_}
+    got = {n: [] for n in types_}
+    for n in types_:
+        io.create_subscription(types_[n], streams[n][1], lambda m, n=n: got[n].append(m), qos)
+    executor = SingleThreadedExecutor(context=rclpy_context)
+    executor.add_node(relay)
+    executor.add_node(io)
+    assert _spin_until(executor, lambda: all(p.get_subscription_count() > 0 for p in pubs.values())
+                       and all(io.count_publishers(streams[n][1]) > 0 for n in types_), 10.0)
+    frame = np.zeros((24, 32, 3), np.uint8)
+    msgs = {"front_camera": image_msg(frame, 1.0), "rear_camera": compressed_image_msg(frame, 1.0),
+            "lidar": pointcloud2_msg(np.zeros((10, 4), np.float32), 1.0)}
+    for _ in range(5):
+        for n, p in pubs.items():
+            p.publish(msgs[n])
+        _spin_until(executor, lambda: False, 0.02)
+    assert _spin_until(executor, lambda: len(got["front_camera"]) == 5 and len(got["lidar"]) == 5, 5.0), \
+        {n: len(v) for n, v in got.items()}
+    # every front/lidar message came through while the 5 rear ones, sent in between, were dropped
+    assert got["rear_camera"] == [] and relay.counters()["dropped"]["rear_camera"] == 5
+    assert got["front_camera"][0].width == 32 and got["lidar"][0].width == 10
+    executor.shutdown()
+    relay.destroy_node()
+    io.destroy_node()
+
+
+def test_relay_refuses_a_bad_sensor_declaration_naming_the_parameter(rclpy_context):
+    from rclpy.parameter import Parameter
+
+    from aecf_ros.nodes.sensor_dropout import SensorDropoutNode
+
+    with pytest.raises(ValueError, match="lidar.kind"):
+        SensorDropoutNode(context=rclpy_context, parameter_overrides=[
+            *(Parameter(k, value=("sonar" if k == "lidar.kind" else v)) for k, v in ROBOT)])

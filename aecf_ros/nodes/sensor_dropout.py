@@ -2,8 +2,11 @@
 
 For robots and ``ros2 bag play``: each configured stream is relayed from ``<stream>.input_topic``
 to ``<stream>.output_topic`` as raw serialized bytes (no deserialisation, any message type),
-except where the drop plan (``aecf_ros.runtime.drop_plan``) drops, delays or freezes it. Point the
-fusion graph's ``camera_topic`` / ``lidar_topic`` / ``text_topic`` at the output topics.
+except where the drop plan (``aecf_ros.runtime.drop_plan``) drops, delays or freezes it. By
+default the streams are the robot's declared sensors (``sensors: [...]`` and ``<name>.topic`` in
+the ``/**`` section of its params file, the same declaration every node reads), each relayed
+from its topic to ``/dropout<topic>``; start the graph on those (``aecf.launch.py
+sensor_topic_prefix:=/dropout``, which ``replay.launch.py dropout:=true`` does).
 
 Plan times are seconds since ``time_origin``: ``first_message`` (default: the first message on
 any stream, i.e. the bag's start under ``ros2 bag play``) or ``node_start``; measured on the
@@ -11,10 +14,14 @@ node clock, so ``use_sim_time:=true`` with ``ros2 bag play --clock`` replays win
 
 Parameters (``config/sensor_dropout.yaml``):
 
-``streams`` (string[], default camera, lidar, text)
-    stream names; for each: ``<s>.input_topic``, ``<s>.output_topic``, ``<s>.type`` (message type
-    ``pkg/msg/Name``; empty = discover it from the graph), ``<s>.modality`` (plan modality,
-    default the stream name).
+``sensors`` + ``<name>.kind/topic/transport``
+    the declared sensor set (default camera, lidar, text); a bad declaration is a configuration
+    error naming the parameter.
+``streams`` (string[], default: the declared sensors)
+    stream names; for each: ``<s>.input_topic`` (default: the sensor's topic), ``<s>.output_topic``
+    (default ``/dropout`` + input), ``<s>.type`` (message type ``pkg/msg/Name``; default: the
+    sensor's, by its kind and transport; empty = discover it from the graph), ``<s>.modality``
+    (the name drop plans use, default the stream name: ``--drop rear_camera@5-10``).
 ``drop`` / ``stall`` / ``delay`` / ``freeze`` (string[]) and ``plan_file`` (YAML), ``seed`` (int)
     the drop plan, same syntax as ``aecf-ros replay --drop ...``.
 ``time_origin`` (``first_message`` | ``node_start``)
@@ -41,19 +48,15 @@ from rcl_interfaces.msg import ParameterDescriptor
 from rclpy.lifecycle import LifecycleNode, LifecycleState, TransitionCallbackReturn
 from rclpy.parameter import Parameter
 
-from aecf_ros.graph import DEFAULT_MODALITY_TOPICS
+from aecf_ros.graph import DROPOUT_PREFIX
 from aecf_ros.nodes.diagnostics import NO_HARDWARE, OK, WARN, diag_status, status_name
 from aecf_ros.nodes.qos import keep_last_qos
 from aecf_ros.nodes.session import run_node
 from aecf_ros.nodes.message_types import UnknownMessageType, message_class
+from aecf_ros.nodes.sensor_params import declare_sensor_set
 from aecf_ros.runtime.drop_plan import DropPlan, DropPlanError, PlanApplier, build_plan
 
-DEFAULT_STREAMS = {
-    "camera": (DEFAULT_MODALITY_TOPICS["camera"][0], "sensor_msgs/msg/Image"),
-    "lidar": (DEFAULT_MODALITY_TOPICS["lidar"][0], "sensor_msgs/msg/PointCloud2"),
-    "text": (DEFAULT_MODALITY_TOPICS["text"][0], "std_msgs/msg/String"),
-}
-OUTPUT_PREFIX = "/dropout"
+OUTPUT_PREFIX = DROPOUT_PREFIX
 
 
 @dataclass
@@ -75,7 +78,12 @@ class SensorDropoutNode(LifecycleNode):
     def __init__(self, **kwargs):
         super().__init__(self.NODE_NAME, **kwargs)
         d = lambda text: ParameterDescriptor(description=text)  # noqa: E731
-        self.declare_parameter("streams", list(DEFAULT_STREAMS), d("stream names to relay"))
+        sensor_set, error = declare_sensor_set(self)
+        if error:
+            raise ValueError(f"sensor declaration: {error}")
+        self.sensor_set = sensor_set
+        self.declare_parameter("streams", list(sensor_set.names), d("stream names to relay (default: the "
+                                                                    "declared sensors)"))
         for p in ("drop", "stall", "delay", "freeze"):
             self.declare_parameter(p, Parameter.Type.STRING_ARRAY, d(f"--{p} specs of the drop plan"))
         self.declare_parameter("plan_file", "", d("YAML drop plan (events added to drop/stall/...)"))
@@ -89,9 +97,11 @@ class SensorDropoutNode(LifecycleNode):
 
         self.streams: dict[str, Stream] = {}
         for name in self.get_parameter("streams").value or []:
-            topic, msgtype = DEFAULT_STREAMS.get(name, ("", ""))
+            sensor = sensor_set[name] if name in sensor_set else None
+            topic, msgtype = (sensor.topic, sensor.msgtype) if sensor is not None else ("", "")
             input_topic = self.declare_parameter(f"{name}.input_topic", topic).value
-            output_topic = self.declare_parameter(f"{name}.output_topic", OUTPUT_PREFIX + input_topic).value
+            default_output = OUTPUT_PREFIX + ("" if input_topic.startswith("/") else "/") + input_topic
+            output_topic = self.declare_parameter(f"{name}.output_topic", default_output).value
             msgtype = self.declare_parameter(f"{name}.type", msgtype).value
             modality = self.declare_parameter(f"{name}.modality", name).value
             if not input_topic or input_topic == output_topic:

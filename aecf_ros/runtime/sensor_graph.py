@@ -13,7 +13,7 @@ from pathlib import Path
 from typing import Any, Mapping, Optional, Sequence
 
 from aecf_ros import graph
-from aecf_ros.sensors import DEFAULT_SENSOR_SET, Sensor, SensorSet, parse_sensor_set
+from aecf_ros.sensors import DEFAULT_SENSOR_SET, Sensor, SensorConfigError, SensorSet, parse_sensor_set
 
 #: launch argument / runner option -> the default set's sensor it retargets (camera_topic:=...)
 TOPIC_ARGUMENT_SENSORS = {"camera_topic": "camera", "lidar_topic": "lidar", "text_topic": "text"}
@@ -67,17 +67,42 @@ def encoder_node(sensor: Sensor) -> GraphNode:
     return GraphNode(replace(base, name=sensor.encoder_node), sensor.encoder_node, remaps, params)
 
 
-def graph_nodes(sensor_set: SensorSet = DEFAULT_SENSOR_SET, topics: Optional[Mapping[str, str]] = None,
-                without: Sequence[str] = ()) -> list[GraphNode]:
-    """Every node of the graph for ``sensor_set``; ``topics``: launch-argument overrides
-    (``camera_topic`` ...) for the sensors of those names; ``without``: switches turned off."""
+def effective_sensor_set(sensor_set: SensorSet, topics: Optional[Mapping[str, str]] = None,
+                         topic_prefix: str = "") -> SensorSet:
+    """``sensor_set`` as the started graph reads it: ``topics`` (launch-argument overrides,
+    ``camera_topic`` ...) for the sensors of those names, then ``topic_prefix`` in front of every
+    sensor topic (``/dropout``: the sensor_dropout relay's outputs)."""
     overrides = {TOPIC_ARGUMENT_SENSORS[k]: v for k, v in (topics or {}).items()
                  if v and k in TOPIC_ARGUMENT_SENSORS and TOPIC_ARGUMENT_SENSORS[k] in sensor_set
                  and v != graph.TOPIC_ARGUMENTS[k]}
     if overrides:
         sensor_set = sensor_set.with_topics(overrides)
+    prefix = topic_prefix.strip().rstrip("/")
+    if prefix:
+        if not prefix.startswith("/"):
+            raise SensorConfigError(f"sensor topic prefix {topic_prefix!r} must be an absolute topic name ('/dropout')")
+        sensor_set = sensor_set.with_topics({s.name: prefix + _absolute(s.topic) for s in sensor_set})
+    return sensor_set
+
+
+def _absolute(topic: str, namespace: str = "") -> str:
+    if topic.startswith("/"):
+        return topic
+    return "/" + "/".join(x for x in (namespace.strip("/"), topic) if x)
+
+
+def graph_nodes(sensor_set: SensorSet = DEFAULT_SENSOR_SET, topics: Optional[Mapping[str, str]] = None,
+                without: Sequence[str] = (), topic_prefix: str = "") -> list[GraphNode]:
+    """Every node of the graph for ``sensor_set``; ``topics``: launch-argument overrides
+    (``camera_topic`` ...) for the sensors of those names; ``without``: switches turned off;
+    ``topic_prefix``: in front of every sensor topic (see :func:`effective_sensor_set`)."""
+    declared = sensor_set
+    sensor_set = effective_sensor_set(sensor_set, topics, topic_prefix)
     nodes = [encoder_node(s) for s in sensor_set.with_encoder_nodes()]
-    nodes.append(GraphNode(graph.node_spec("fusion_node"), "fusion_node"))
+    # the fusion node subscribes an embedding sensor's topic itself: give it the moved topic
+    moved = {f"{s.name}.topic": s.topic for s in sensor_set
+             if not s.has_encoder_node and s.topic != declared[s.name].topic}
+    nodes.append(GraphNode(graph.node_spec("fusion_node"), "fusion_node", parameters=moved))
     view = graph.node_spec("debug_view")
     if view.switch not in without:
         cameras = [s for s in sensor_set if s.kind == "image"]
@@ -86,3 +111,18 @@ def graph_nodes(sensor_set: SensorSet = DEFAULT_SENSOR_SET, topics: Optional[Map
         else:
             nodes.append(GraphNode(view, view.name, (("image", "~/no_camera"), ("image_compressed", "~/no_camera"))))
     return nodes
+
+
+def pipeline_subscriptions(sensor_set: SensorSet = DEFAULT_SENSOR_SET, dropout: bool = False,
+                           namespace: str = "") -> list[str]:
+    """The topics the launched pipeline of ``sensor_set`` subscribes to once ACTIVE (lifecycle
+    nodes subscribe in ``on_activate``), fully qualified: with ``dropout`` the sensor_dropout
+    relay's inputs (the sensor topics), then what the graph reads (each encoder's one transport
+    topic, ``/dropout/...`` behind the relay; an embedding sensor's topic, read by the fusion
+    node) and the fusion node's embedding topics. A bag player that waits for all of them starts
+    with the pipeline ready (replay.launch.py, ``aecf-ros wait-for --params``)."""
+    relay = [_absolute(s.topic, namespace) for s in sensor_set] if dropout else []
+    read = effective_sensor_set(sensor_set, topic_prefix=graph.DROPOUT_PREFIX if dropout else "")
+    inputs = [_absolute(s.topic, namespace) for s in read]
+    embeddings = [_absolute(graph.embedding_topic(s.name), namespace) for s in read.with_encoder_nodes()]
+    return relay + inputs + embeddings
