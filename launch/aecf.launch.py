@@ -7,7 +7,7 @@ The sensors are the params file's ``sensors: [...]`` (default camera/lidar/text;
         [device:=cpu] [model_path:=/path/model.pt] [autostart:=false] [log_level:=debug]
         [respawn:=true respawn_delay:=2.0] [namespace:=robot1] [camera_topic:=/front/image_raw]
         [lidar_topic:=/velodyne_points] [text_topic:=/operator/text] [debug_view:=false]
-        [sensor_topic_prefix:=/dropout]
+        [sensor_topic_prefix:=/dropout] [remappings:='aecf/prediction:=/perception/fused']
 
 Nodes, executables, remaps and parameters come from ``aecf_ros.graph`` (the same module
 ``aecf-ros run`` uses), so the two can't drift apart. Every node is a lifecycle node that
@@ -22,6 +22,7 @@ applied as a node parameter, so a params file's ``device: cuda`` is not silently
 launch default (nav2's RewrittenYaml idea: only given values are written over the file).
 ``use_sim_time`` is always applied (default false). ``log_level`` (default info) is every node's
 ``--log-level``; ``respawn:=true`` restarts a node process that exits, after ``respawn_delay`` s.
+``remappings`` (default '') remaps topics of every node, ``'from:=to from:=to'``.
 ``sensor_topic_prefix`` (default '') goes in front of every declared sensor topic: with
 ``/dropout`` the graph reads the sensor_dropout relay's outputs. ``debug_view`` (default true) starts the node that draws ``aecf/debug_image`` (it loads no
 model and draws only while something subscribes; ``config/foxglove_layout.json`` shows it).
@@ -71,6 +72,19 @@ def node_parameters(configuration) -> list:
     return [*params_files(value("params_file", ""), value("extra_params_file", "")), overrides]
 
 
+def parse_remappings(text: str) -> list:
+    """``remappings:='aecf/prediction:=/perception/fused a:=b'``: ``[(from, to), ...]`` for every
+    node (after the graph's own remaps, so a user's remap of a sensor input wins). A word that is
+    not ``from:=to`` stops the launch with its text."""
+    pairs = []
+    for word in str(text or "").split():
+        src, sep, dst = word.partition(":=")
+        if not sep or not src or not dst:
+            raise ValueError(f"aecf.launch.py: remappings: {word!r} is not from:=to")
+        pairs.append((src, dst))
+    return pairs
+
+
 def _nodes(context):
     configuration = context.launch_configurations
     value = configuration.get
@@ -78,6 +92,7 @@ def _nodes(context):
     respawn = _flag("respawn", value("respawn", "false"))
     delay = float(value("respawn_delay", "2.0"))
     log_level = str(value("log_level", "info")).strip() or "info"
+    user_remaps = parse_remappings(value("remappings", ""))
     from aecf_ros.runtime.sensor_graph import declared_sensor_set, graph_nodes
 
     files = [p for p in parameters if isinstance(p, str)]
@@ -99,7 +114,7 @@ def _nodes(context):
             output="screen",
             # the node's own parameters (sensor, transport) under the given launch overrides
             parameters=[*parameters[:-1], {**g.parameters, **parameters[-1]}],
-            remappings=list(g.remaps),
+            remappings=list(g.remaps) + user_remaps,
             arguments=["--ros-args", "--log-level", log_level],
             respawn=respawn,
             respawn_delay=delay,
@@ -126,6 +141,9 @@ def generate_launch_description():
         DeclareLaunchArgument("respawn", default_value="false", description="restart a node process that exits"),
         DeclareLaunchArgument("respawn_delay", default_value="2.0", description="seconds before a respawn"),
         DeclareLaunchArgument("namespace", default_value="", description="namespace of all nodes and graph topics"),
+        DeclareLaunchArgument("remappings", default_value="",
+                              description="topic remaps for every node, 'from:=to from:=to' "
+                                          "(e.g. 'aecf/prediction:=/perception/fused')"),
         DeclareLaunchArgument("sensor_topic_prefix", default_value="",
                               description="put in front of every declared sensor topic, e.g. /dropout (the "
                                           "sensor_dropout relay's outputs; replay.launch.py dropout:=true)"),

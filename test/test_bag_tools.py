@@ -52,17 +52,93 @@ def test_metadata_is_what_ros2_bag_info_reads(bags):
     import yaml
 
     meta = yaml.safe_load((bags["mcap"] / "metadata.yaml").read_text())["rosbag2_bagfile_information"]
-    assert meta["version"] == 9 and meta["storage_identifier"] == "mcap"
+    assert meta["version"] == 8 and meta["storage_identifier"] == "mcap"  # the version every distro reads
     assert meta["relative_file_paths"] == ["mcap.mcap"] and (bags["mcap"] / "mcap.mcap").is_file()
     for entry in meta["topics_with_message_count"]:
         topic = entry["topic_metadata"]
         assert topic["serialization_format"] == "cdr"
         assert topic["type_description_hash"].startswith("RIHS01_")
-        assert topic["offered_qos_profiles"][0]["reliability"] == "reliable"
+        assert yaml.safe_load(topic["offered_qos_profiles"])[0]["reliability"] == 1  # RMW_QOS_..._RELIABLE
     # the hashes are those rclpy's type support reports (checked for Image)
     image = next(e for e in meta["topics_with_message_count"] if e["topic_metadata"]["name"] == T.CAMERA_TOPIC)
     assert image["topic_metadata"]["type_description_hash"] == \
         "RIHS01_d31d41a9a4c4bc8eae9be757b0beed306564f7526c88ea6a4588fb9582527d47"
+
+
+def _rosbag2_decode(meta: dict, distro: str) -> None:
+    """What each distro's rosbag2_storage decodes from metadata.yaml, field by field (Humble:
+    rosbag2_storage/src/rosbag2_storage/metadata_io.cpp; Jazzy and Kilted/rolling:
+    include/rosbag2_storage/yaml.hpp, identical there; Humble's QoS: rosbag2_transport/qos.cpp).
+    Raises AssertionError where that decoder would throw (yaml-cpp's TypedBadConversion)."""
+    import yaml
+
+    def scalar(v, kind=str):
+        assert v is not None and not isinstance(v, (list, dict)), f"not a scalar: {v!r}"
+        return kind(v)
+
+    version = scalar(meta["version"], int)
+    scalar(meta["storage_identifier"])
+    scalar(meta["duration"]["nanoseconds"], int)
+    scalar(meta["starting_time"]["nanoseconds_since_epoch"], int)
+    scalar(meta["message_count"], int)
+    assert isinstance(meta["topics_with_message_count"], list)
+    for entry in meta["topics_with_message_count"]:
+        topic = entry["topic_metadata"]
+        for key in ("name", "type", "serialization_format"):
+            scalar(topic[key])
+        scalar(entry["message_count"], int)
+        qos = topic["offered_qos_profiles"]
+        if distro == "humble" or version < 9:
+            if version >= 4:
+                text = scalar(qos)  # one YAML string of the profiles
+                profiles = yaml.safe_load(text) if text else []
+                for p in profiles if distro == "humble" else []:
+                    for key in ("history", "reliability", "durability", "liveliness", "depth"):
+                        scalar(p[key], int)
+                    for key in ("deadline", "lifespan", "liveliness_lease_duration"):
+                        scalar(p[key]["sec"], int), scalar(p[key]["nsec"], int)
+                    assert isinstance(p["avoid_ros_namespace_conventions"], bool)
+        else:
+            assert isinstance(qos, list), f"version 9 QoS must be a list: {qos!r}"
+        if distro != "humble" and version >= 7:
+            scalar(topic["type_description_hash"])
+    assert all(isinstance(p, str) for p in meta["relative_file_paths"])
+    if version >= 3:
+        scalar(meta["compression_format"]), scalar(meta["compression_mode"])
+    if version >= 5:
+        for f in meta["files"]:
+            scalar(f["path"]), scalar(f["starting_time"]["nanoseconds_since_epoch"], int)
+            scalar(f["duration"]["nanoseconds"], int), scalar(f["message_count"], int)
+    if distro != "humble":
+        if version >= 6:
+            assert all(isinstance(v, str) for v in (meta["custom_data"] or {}).values())
+        if version >= 8:
+            scalar(meta["ros_distro"])
+
+
+def test_make_bag_writes_a_rosbag2_version_humble_jazzy_and_kilted_all_read(tmp_path, bags):
+    """Issue 20 item 4: make-bag's default (version 8) decodes under each distro's reader; version
+    9 (the QoS profiles as a YAML list) decodes under Jazzy/Kilted but not Humble's, which is why
+    it is not the default."""
+    import pytest
+    import yaml
+
+    from aecf_ros.apps.make_bag import BagSpec, write_scene_bag
+
+    for storage in ("mcap", "sqlite3"):
+        meta = yaml.safe_load((bags[storage] / "metadata.yaml").read_text())["rosbag2_bagfile_information"]
+        for distro in ("humble", "jazzy", "kilted"):
+            _rosbag2_decode(meta, distro)
+    v9 = tmp_path / "v9"
+    write_scene_bag(v9, BagSpec(duration_s=1.0, version=9))
+    meta = yaml.safe_load((v9 / "metadata.yaml").read_text())["rosbag2_bagfile_information"]
+    assert meta["version"] == 9
+    for distro in ("jazzy", "kilted"):
+        _rosbag2_decode(meta, distro)
+    with pytest.raises(AssertionError, match="not a scalar"):
+        _rosbag2_decode(meta, "humble")
+    with pytest.raises(ValueError, match="rosbag2 version"):
+        write_scene_bag(tmp_path / "v7", BagSpec(duration_s=1.0, version=7))
 
 
 def test_header_stamps_equal_bag_times_and_scenes_are_held(bags):

@@ -130,6 +130,29 @@ def test_launch_description_has_every_graph_node_with_remaps(monkeypatch):
         make(debug_view="maybe")
 
 
+def test_launch_remappings_and_sensor_topic_prefix_reach_every_node(monkeypatch):
+    """Issue 20 item 4: remappings:='from:=to ...' is added to every node after the graph's own
+    remaps; sensor_topic_prefix:=/dropout moves every sensor input (replay.launch.py dropout:=true)."""
+    launch = _launch(monkeypatch)
+    if launch is None:
+        return
+    declared, make = launch
+    assert declared["remappings"] == "" and declared["sensor_topic_prefix"] == ""
+    plain = {n.kwargs["name"]: n.kwargs["remappings"] for n in make()}
+    nodes = {n.kwargs["name"]: n.kwargs["remappings"] for n in
+             make(remappings="aecf/prediction:=/perception/fused  /diagnostics:=/robot/diagnostics")}
+    for name, remaps in nodes.items():
+        assert remaps == plain[name] + [("aecf/prediction", "/perception/fused"), ("/diagnostics", "/robot/diagnostics")]
+    moved = {n.kwargs["name"]: dict(n.kwargs["remappings"]) for n in make(sensor_topic_prefix="/dropout")}
+    for name, remaps in plain.items():
+        for internal, topic in remaps:
+            if internal in ("image", "image_compressed", "points", "text"):
+                assert moved[name][internal] == "/dropout" + topic, (name, internal)
+    for bad in ("aecf/prediction", ":=/x", "a:="):
+        with pytest.raises(ValueError, match="remappings"):
+            make(remappings=bad)
+
+
 def test_launch_arguments_override_the_params_file_only_when_given(monkeypatch):
     """Issue 20 item 2: device / model_path / autostart defaults ('') leave the params file's values;
     only given values become node parameters. use_sim_time is always set."""

@@ -20,7 +20,8 @@ order): the same labels as the ground-truth topic, in the form a team labels its
 
 A scene is rendered once; its frames get fresh sensor noise (image noise, point jitter), so a
 60 s bag takes seconds to write. The bag is written with ``rosbags``: valid for ``ros2 bag
-info/play`` (metadata.yaml v9, RIHS01 type hashes, reliable QoS offered).
+info/play`` (RIHS01 type hashes, reliable QoS offered), in rosbag2 metadata version 8 by default
+(:data:`BAG_VERSIONS`): the newest that Humble's reader takes as well as Jazzy's and Kilted's.
 """
 from __future__ import annotations
 
@@ -47,6 +48,15 @@ CLASSES_FILE = "classes.txt"
 DEFAULT_START_S = 1_700_000_000  # a fixed epoch: the same seed gives the same bag content
 
 
+#: rosbag2 metadata versions make-bag writes -> who reads them (rosbag2_storage's yaml decode,
+#: read from its humble / jazzy / rolling sources): up to 8 the offered QoS profiles are one YAML
+#: string (Humble decodes it: version >= 4); 9 writes them as a YAML list, which Humble's decoder
+#: (``offered_qos_profiles.as<std::string>()``) rejects. Jazzy and Kilted write and read 9, and
+#: read 8 (their ``version >= 4`` branch).
+BAG_VERSIONS = {8: "Humble, Jazzy, Kilted", 9: "Jazzy, Kilted (not Humble)"}
+DEFAULT_BAG_VERSION = 8
+
+
 @dataclass
 class BagSpec:
     """What :func:`write_scene_bag` writes (rates in Hz, times in seconds)."""
@@ -64,8 +74,11 @@ class BagSpec:
     image_noise: int = 4  # +- grey levels of per-frame image noise
     point_jitter_m: float = 0.01
     first_scene_index: int = 0
+    version: int = DEFAULT_BAG_VERSION  # rosbag2 metadata version (BAG_VERSIONS)
 
     def validate(self) -> None:
+        if self.version not in BAG_VERSIONS:
+            raise ValueError(f"rosbag2 version must be one of {sorted(BAG_VERSIONS)}, got {self.version}")
         if not (self.duration_s > 0 and math.isfinite(self.duration_s)):
             raise ValueError(f"duration must be > 0 seconds, got {self.duration_s}")
         if not self.scene_hold_s > 0:
@@ -146,7 +159,7 @@ def write_scene_bag(out: str | Path, spec: BagSpec, generate: Callable | None = 
     kind_of["ground_truth"] = "ground_truth"
     rng = np.random.default_rng(spec.seed)
     summary = BagSummary(out)
-    writer = Writer(out, version=9, storage_plugin=storage_plugin(spec.storage))
+    writer = Writer(out, version=spec.version, storage_plugin=storage_plugin(spec.storage))
     writer.set_custom_data("aecf_ros.make_bag", json.dumps({
         "seed": spec.seed, "scene_hold_s": spec.scene_hold_s, "duration_s": spec.duration_s,
         "compressed": spec.compressed, "class_names": list(class_names)}))
@@ -236,12 +249,16 @@ def add_arguments(parser) -> None:
     parser.add_argument("--params", action="append", default=None, metavar="PARAMS_FILE",
                         help="the robot's params file(s): write its declared sensors, each on its topic and "
                              "transport (image sensors at --camera-hz, each its own window of the scene)")
+    parser.add_argument("--bag-version", type=int, choices=sorted(BAG_VERSIONS), default=DEFAULT_BAG_VERSION,
+                        help="rosbag2 metadata version: " + "; ".join(f"{v}: read by {who}"
+                                                                     for v, who in BAG_VERSIONS.items())
+                             + f" (default {DEFAULT_BAG_VERSION})")
 
 
 def run(args) -> int:
     spec = BagSpec(duration_s=args.duration, storage=args.storage, compressed=args.compressed, seed=args.seed,
                    scene_hold_s=args.scene_hold, camera_hz=args.camera_hz, lidar_hz=args.lidar_hz,
-                   text_hz=args.text_hz)
+                   text_hz=args.text_hz, version=args.bag_version)
     try:
         sensors = None
         if args.params:

@@ -1,6 +1,7 @@
 """Reading and writing rosbag2 bags with ``rosbags`` (no ROS install needed), with clear errors.
 
-Bags written here are ordinary rosbag2 bags (metadata.yaml version 9, sqlite3 or mcap storage,
+Bags written here are ordinary rosbag2 bags (metadata.yaml version 8 by default, the newest Humble
+reads too; 9 on request: apps/make_bag.BAG_VERSIONS; sqlite3 or mcap storage,
 message definitions and RIHS01 type hashes from rosbags' ROS 2 Kilted type store, which match
 what rclpy's type support reports): ``ros2 bag info/play`` reads them on a robot.
 Serialization is CDR, identical to rclpy's, so replay publishes the stored bytes as they are.
