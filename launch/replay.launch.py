@@ -119,7 +119,7 @@ def _check_player(context):
 
 def _player(context):
     cmd = _player_command(context)
-    return [] if cmd is None else [ExecuteProcess(cmd=[cmd], shell=True, output="screen")]
+    return [] if cmd is None else [ExecuteProcess(cmd=[cmd], shell=True, output="screen", name="player")]
 
 
 def relay_node(context) -> list:
