@@ -69,6 +69,14 @@ def test_make_bench_harness_produces_every_figure(tmp_path):
     assert ds["extraction"]["msgs_per_cpu_s"] > 0 and ds["extraction"]["peak_rss_mib"] > 0
     assert ds["extraction"]["samples"] > 0 and ds["training"]["seconds_per_epoch_per_10k_samples"] > 0
     assert "## 6. Bag dataset" in md
+    sc = r["sensor_count"]  # section 7: 2..8 declared sensors through the real fusion node
+    assert set(sc["counts"]) == {"2", "4", "8"}  # --quick
+    for k, row in sc["counts"].items():
+        assert row["trigger_to_publish_ms_p50"] is not None and row["inference_ms_mean"] is not None, (k, row)
+        assert row["predictions_all_present"] > 0 and row["exit_code"] == 0, (k, row)  # it fused all k sensors
+    assert set(sc["encoders"]["rss_mib"]) == {"front_camera_encoder", "rear_camera_encoder"}
+    assert all(v > 0 for v in sc["encoders"]["rss_mib"].values())
+    assert "## 7. Declared sensor count" in md
     su = g["sustained"]
     for n in ("camera_encoder", "lidar_encoder", "text_encoder", "fusion_node"):
         assert su["cpu_pct"][n] is not None and su["rss_mib_start"][n] > 0 and su["rss_mib_end"][n] > 0

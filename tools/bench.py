@@ -21,6 +21,9 @@ fusion rows interleave the methods round by round):
    trigger mode).
 6. bag dataset (tools/bench_dataset.py): ``aecf-ros dataset`` on a 10-minute bag (msgs/s per core,
    peak RSS, cached re-run) and ``aecf-ros train --dataset`` (seconds per epoch per 10k samples).
+7. declared sensor count (tools/bench_sensor_count.py): the real fusion node with 2, 3, 4, 6, 8
+   declared sensors (embedding -> prediction p50/p99, per-output step), RSS of a second camera's
+   encoder node.
 """
 from __future__ import annotations
 
@@ -721,6 +724,7 @@ def main(argv=None) -> int:
     ap.add_argument("--floor-listener", type=Path, default=None, help=argparse.SUPPRESS)
     ap.add_argument("--skip-graph", action="store_true", help="fusion layer + scaling only")
     ap.add_argument("--skip-dataset", action="store_true", help="no bag-dataset rows (section 6)")
+    ap.add_argument("--skip-sensor-count", action="store_true", help="no sensor-count rows (section 7)")
     args = ap.parse_args(argv)
     os.environ["ROS_AUTOMATIC_DISCOVERY_RANGE"] = "LOCALHOST"
     os.environ.setdefault("ROS_DOMAIN_ID", "78")
@@ -751,6 +755,12 @@ def main(argv=None) -> int:
         print("bag dataset (extraction, training) ...", flush=True)
         with tempfile.TemporaryDirectory(prefix="aecf_dataset_bench_") as tmp:
             r["dataset"] = bench_dataset.run(0.5 if args.quick else 10.0, 2 if args.quick else 5, Path(tmp))
+    if not args.skip_sensor_count:
+        import bench_sensor_count
+
+        print("declared sensor count (2..8 sensors through the fusion node) ...", flush=True)
+        with tempfile.TemporaryDirectory(prefix="aecf_sensor_bench_") as tmp:
+            r["sensor_count"] = bench_sensor_count.run(args.quick, Path(tmp))
     r["wall_s"] = time.monotonic() - t_start
     args.out.mkdir(parents=True, exist_ok=True)
     (args.out / "performance.json").write_text(json.dumps(r, indent=1) + "\n")
@@ -760,6 +770,10 @@ def main(argv=None) -> int:
             import bench_dataset
 
             md += "\n" + bench_dataset.report(r["dataset"])
+        if "sensor_count" in r:
+            import bench_sensor_count
+
+            md += "\n" + bench_sensor_count.report(r["sensor_count"])
         (args.out / "PERFORMANCE.md").write_text(md)
         print(md)
     return 0
