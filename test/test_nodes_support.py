@@ -157,3 +157,37 @@ class RecordingLogger:
 
     def matching(self, level: str, text: str) -> list[str]:
         return [m for lv, m in self.records if lv == level and text in m]
+
+
+# -- FusedPrediction on the fusion node's own clock ----------------------------------------------
+# A prediction carries the node's view of each modality: present or not, and the age of its newest
+# sample at the output instant (now - newest stamp). Presence and output timing checked on these
+# numbers do not depend on when this test process got round to receiving the message.
+AGE_EPS_S = 1e-3  # modality_age_s is float32
+
+
+def prediction_time(msg) -> float:
+    """The node's clock at the output instant: header.stamp is the newest present stamp, whose
+    age is the smallest present age."""
+    ages = [a for a, p in zip(msg.modality_age_s, msg.modality_present) if p]
+    return msg.header.stamp.sec + msg.header.stamp.nanosec * 1e-9 + (min(ages) if ages else 0.0)
+
+
+def presence_transition(msgs, modality: str, present_before: bool):
+    """The first consecutive pair (before, after) of predictions in ``msgs`` (their publish order)
+    where ``modality`` turns from ``present_before`` to the opposite; (None, None) if none."""
+    for before, after in zip(msgs, msgs[1:]):
+        k = list(before.modalities).index(modality)
+        if bool(before.modality_present[k]) == present_before and bool(after.modality_present[k]) != present_before:
+            return before, after
+    return None, None
+
+
+def describe_predictions(msgs, modality: str) -> str:
+    """One line per prediction: node time, the modality's presence and age (for assertion messages)."""
+    lines = []
+    for m in msgs:
+        k = list(m.modalities).index(modality)
+        lines.append(f"  t={prediction_time(m):.3f} {modality} present={bool(m.modality_present[k])} "
+                     f"age={m.modality_age_s[k]:.3f}")
+    return "\n".join(lines[-40:])

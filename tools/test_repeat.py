@@ -24,16 +24,20 @@ from pathlib import Path
 
 REPO = Path(__file__).resolve().parents[1]
 
-# The test files that start real nodes over DDS and were seen (or could be) timing-sensitive.
+# The test files that start real nodes over DDS (~3 minutes a run on the 2-core machine, quiet).
 DEFAULT_FILES = [
     "test/test_sensor_dropout.py",
-    "test/test_nodes_fusion.py",
-    "test/test_nodes_output_trigger.py",
-    "test/test_nodes_sim_time.py",
-    "test/test_nodes_encoders.py",
-    "test/test_nodes_shutdown.py",
-    "test/test_nodes_qos.py",
+    "test/test_nodes_debug_view.py",
     "test/test_nodes_demo.py",
+    "test/test_nodes_encoders.py",
+    "test/test_nodes_fusion.py",
+    "test/test_nodes_graph.py",
+    "test/test_nodes_output_trigger.py",
+    "test/test_nodes_params_device.py",
+    "test/test_nodes_qos.py",
+    "test/test_nodes_robot_sensors.py",
+    "test/test_nodes_shutdown.py",
+    "test/test_nodes_sim_time.py",
     "test/test_bag_replay.py",
     "test/test_bag_launch.py",
     "test/test_reliability_catalogue.py",
