@@ -18,7 +18,7 @@ PKG_SOURCES := CMakeLists.txt package.xml $(wildcard msg/*.msg) \
 
 .PHONY: setup demo test bench-ml bench-runtime soak clean help
 help:
-	@echo "make demo | make test | make bench | make bench-gpu | make bench-ml | make bench-runtime | make soak | make faults | make clean"
+	@echo "make demo | make test | make test-repeat | make bench | make bench-gpu | make bench-ml | make bench-runtime | make soak | make faults | make clean"
 
 $(VENV)/.deps-stamp: requirements.txt tools/fix_wheel_cmake.py
 	test -x $(PY) || python3 -m venv $(VENV)
@@ -43,6 +43,16 @@ test: setup
 
 demo: setup
 	$(PY) -m aecf_ros.cli demo
+
+# issue 21: the DDS-heavy test files N times in a row, one pytest at a time, with a flake count per
+# test id (exit 1 if any test failed once). FILES= picks files (default: tools/test_repeat.py's list);
+# TEST_DOMAIN_ID= the ROS domain of every repeat. Reports: build/test-repeat/run*.xml|log
+N ?= 10
+FILES ?=
+TEST_DOMAIN_ID ?= $(ROS_DOMAIN_ID)
+.PHONY: test-repeat
+test-repeat: setup
+	$(PY) tools/test_repeat.py -n $(N) --domain-id $(TEST_DOMAIN_ID) $(FILES)
 
 # The two regimes run as two 1-thread processes (small models: ~2x the throughput of one
 # 2-thread process on 2 cores), then the summary is rebuilt from both.

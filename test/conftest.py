@@ -83,3 +83,25 @@ def rclpy_context():
     finally:
         if context.ok():
             rclpy.shutdown(context=context)
+
+
+@pytest.hookimpl(hookwrapper=True)
+def pytest_runtest_makereport(item, call):
+    """A failed DDS test shows what it saw: every live Timeline and the tail of every node log
+    (test_nodes_support.py) appear as sections of the failure report."""
+    outcome = yield
+    report = outcome.get_result()
+    if not report.failed:
+        return
+    support = sys.modules.get("test_nodes_support")
+    if support is None:
+        return
+    for timeline in list(support.LIVE_TIMELINES):
+        report.sections.append((f"timeline {timeline.name}", str(timeline)))
+    for node in list(support.LIVE_NODES):
+        try:
+            lines = node.log().splitlines()
+        except OSError:
+            continue
+        report.sections.append((f"node log {node.module} ({node.log_path}), last 40 lines",
+                                "\n".join(lines[-40:])))
