@@ -36,6 +36,7 @@ DEFAULT_FILES = [
     "test/test_nodes_params_device.py",
     "test/test_nodes_qos.py",
     "test/test_nodes_robot_sensors.py",
+    "test/test_nodes_new_kind.py",
     "test/test_nodes_shutdown.py",
     "test/test_nodes_sim_time.py",
     "test/test_bag_replay.py",
