@@ -76,11 +76,15 @@ def run(args) -> int:
         print(f"[bench] rebuilt {out_dir}/results.md from {', '.join(summary)}")
         return 0
     for name, regime in regimes.items():
-        rcfg = merge_config(cfg, {"data": {"scene": dict((regime or {}).get("scene") or {})}})
+        override = {"data": {"scene": dict((regime or {}).get("scene") or {})}}
+        if (regime or {}).get("moddrop_p") is not None:  # ModDrop tuned per regime on validation
+            override["model"] = {"fusion": {"moddrop_p": float(regime["moddrop_p"])}}
+        rcfg = merge_config(cfg, override)
         print(f"[bench] regime {name}: scene overrides {rcfg['data']['scene'] or 'none'}", flush=True)
         summary[name] = run_regime(rcfg, args, dist, out_dir / name, name,
                                    discriminative=bool((regime or {}).get("discriminative", False)),
-                                   about=str((regime or {}).get("about", "")))
+                                   about=str((regime or {}).get("about", "")),
+                                   tuning=str((regime or {}).get("moddrop_tuning", "")))
     total = time.perf_counter() - t_start
     (out_dir / "results.md").write_text(report.summary_markdown(summary, total, cfg))
     print(f"[bench] wrote {out_dir}/results.md and per-regime folders in {total:.1f}s")
@@ -111,7 +115,8 @@ def regime_summary(payload: dict, regime: dict) -> dict:
                          for m in agg}}
 
 
-def run_regime(cfg, args, dist, out_dir: Path, name: str, *, discriminative: bool, about: str) -> dict:
+def run_regime(cfg, args, dist, out_dir: Path, name: str, *, discriminative: bool, about: str,
+               tuning: str = "") -> dict:
     """Every method x seed (+ the per-pattern ceiling) on one regime's embeddings; writes
     ``out_dir/{results.md, results.json, *.png}`` and returns the regime's targets."""
     from aecf_ros.apps.train import format_command
@@ -119,7 +124,7 @@ def run_regime(cfg, args, dist, out_dir: Path, name: str, *, discriminative: boo
     from aecf_ros.train.ceiling import CEILING, train_ceiling
     from aecf_ros.train.pipeline import (build_untrained, embedding_only_model, environment_info,
                                          run_methods)
-    from aecf_ros.train.stage1 import cache_path, prepare_embeddings, split_set
+    from aecf_ros.train.stage1 import cache_path, final_test_set, prepare_embeddings, split_set
 
     t_start = time.perf_counter()
     out_dir.mkdir(parents=True, exist_ok=True)
@@ -134,6 +139,9 @@ def run_regime(cfg, args, dist, out_dir: Path, name: str, *, discriminative: boo
     cache = prepare_embeddings(model, cfg, dist=dist, progress=progress)
     stage1_s = time.perf_counter() - t0
     train, val, test = (split_set(cache, s, model.modalities) for s in ("train", "val", "test"))
+    final = final_test_set(model, cfg)
+    if final is not None:  # the reported split; data.seed's test range is the development split
+        test = final
     t1 = time.perf_counter()
     runs = run_methods(lambda method: model, train, val, test, cfg, methods, seeds, dist=dist,
                        progress=progress)
@@ -164,7 +172,14 @@ def run_regime(cfg, args, dist, out_dir: Path, name: str, *, discriminative: boo
             "data": f"generated scenes, stream seed {cfg['data']['seed']}, scene overrides "
                     f"{cfg['data']['scene'] or 'none'}: {cfg['data']['n_encoder']} "
                     f"encoder-training / {cfg['data']['n_train']} fusion-training / "
-                    f"{cfg['data']['n_val']} validation / {cfg['data']['n_test']} test scenes (disjoint)",
+                    f"{cfg['data']['n_val']} validation / {cfg['data']['n_test']} development scenes (disjoint)",
+            "test split": (f"FINAL: {len(test)} scenes of stream seed {test.meta['stream_seed']}, never used "
+                           "to design or choose anything (regimes, AECF defaults and sweeps used "
+                           "train/validation and the development split)" if final is not None else
+                           "the development split (benchmark.final_test not configured)"),
+            "tuning": (f"ModDrop p = {cfg['model']['fusion'].get('moddrop_p')}: {tuning}. AECF: the "
+                       "library defaults (CurriculumConfig/AECFObjective), chosen by the same sweep"
+                       if tuning else f"ModDrop p = {cfg['model']['fusion'].get('moddrop_p')} (config)"),
             "encoders": f"camera {cfg['model'].get('camera') or 'default'}, lidar "
                         f"{cfg['model'].get('lidar') or 'default'} trained once in stage 1 "
                         f"({cfg['stage1']['epochs']} epochs, seed {cfg['stage1'].get('seed', 0)}); "
