@@ -95,13 +95,19 @@ def run(args) -> int:
     return 0
 
 
-def regime_summary(payload: dict, regime: dict, name: str | None = None) -> dict:
-    """The summary entry of one regime from its written results.json (recomputed from its runs)."""
+def regime_render(payload: dict, regime: dict, name: str | None = None) -> dict:
+    """:func:`aecf_ros.train.report.regime_report` of one regime's written results.json; a JSON
+    written before the ``regime`` key existed takes the regime's flags from the config."""
     from aecf_ros.train import report
 
     payload = {**payload, "regime": {"name": name, "discriminative": bool(regime.get("discriminative", False)),
                                      "about": str(regime.get("about", "")), **(payload.get("regime") or {})}}
-    return report.regime_report(payload, name)["summary"]
+    return report.regime_report(payload, name)
+
+
+def regime_summary(payload: dict, regime: dict, name: str | None = None) -> dict:
+    """The summary entry of one regime from its written results.json (recomputed from its runs)."""
+    return regime_render(payload, regime, name)["summary"]
 
 
 def report_only(args) -> int:
@@ -128,8 +134,8 @@ def report_only(args) -> int:
             return 2
         payload = json.loads(path.read_text())
         first = first or payload
-        summary[name] = regime_summary(payload, regime or {}, name)
-        rep = report.regime_report({**payload, "regime": {"name": name, **(payload.get("regime") or {})}}, name)
+        rep = regime_render(payload, regime or {}, name)
+        summary[name] = rep["summary"]
         (out_dir / name / "results.md").write_text(rep["markdown"])
         print(f"[bench] regenerated {out_dir / name / 'results.md'} from its results.json")
     total = sum(r["seconds"] for r in summary.values())
