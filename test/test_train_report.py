@@ -93,9 +93,9 @@ def test_verdicts_flip_when_the_figures_flip():
     # the "in no scenario worse" target follows the figures
     chk = lambda rep: next(c for c in rep["targets"]["checks"] if c["target"].startswith("in no scenario"))
     assert chk(win)["status"] == "met" and chk(loss)["status"] == "NOT met"
-    # ablations: the removed part helps when AECF is above the ablation, not when below
+    # ablations: full AECF is better when it is above the ablation, not when below
     ab = lambda rep: next(line for line in rep["verdict"]["lines"] if line.startswith("ablation aecf_no_entropy"))
-    assert "the removed part helps" in ab(win) and "the ablation is better" in ab(loss)
+    assert "full AECF is better" in ab(win) and "the ablation is better" in ab(loss)
     # experts: beaten by AECF only when AECF's interval lies above them
     every = ", ".join(SCENS)
     assert f"AECF above them in {every}; below them in none; unresolved in none" in win["markdown"]

@@ -289,7 +289,7 @@ def verdict(agg: Mapping, aecf: str = "aecf", ece_two: float = 0.02, ece_one: fl
                      "ece_raw_diff_pp": _pp(r_ci), "crr_diff_pp": _pp(c_ci)}
         lines.append(
             f"ablation {name} at {scen}: full AECF minus ablation = mAP {fmt_ci(m_ci)} -> "
-            + {"win": "the removed part helps", "loss": "the ablation is better",
+            + {"win": "full AECF is better", "loss": "the ablation is better",
                "unresolved": "no measurable effect (the interval spans 0)"}[outcome(m_ci)]
             + f"; raw ECE {fmt_ci(r_ci)} -> {_LOWER[outcome(r_ci)]}; confidence-rise rate "
             f"{fmt_ci(c_ci)} -> {_LOWER[outcome(c_ci)]}.")
