@@ -18,7 +18,7 @@ PKG_SOURCES := CMakeLists.txt package.xml $(wildcard msg/*.msg) \
 
 .PHONY: setup demo test bench-ml bench-runtime soak clean help
 help:
-	@echo "make demo | make test | make test-repeat | make bench | make bench-gpu | make bench-ml | make bench-runtime | make soak | make faults | make clean"
+	@echo "make demo | make test | make test-repeat | make bench | make bench-gpu | make bench-ml | make bench-report | make bench-runtime | make soak | make faults | make clean"
 
 $(VENV)/.deps-stamp: requirements.txt tools/fix_wheel_cmake.py
 	test -x $(PY) || python3 -m venv $(VENV)
@@ -60,6 +60,15 @@ bench-ml: setup
 	$(PY) -m aecf_ros.cli benchmark --regimes standard --threads 1 --no-progress --out docs/results & s=$$!; \
 	$(PY) -m aecf_ros.cli benchmark --regimes dominant --threads 1 --no-progress --out docs/results & d=$$!; \
 	wait $$s && wait $$d && $(PY) -m aecf_ros.cli benchmark --summary-only --out docs/results
+
+# issue 19: regenerate every results.md / sweep.md from the results.json / sweep.json already in
+# docs/results (no training): the verdicts are recomputed from the per-seed figures
+.PHONY: bench-report
+bench-report: setup
+	$(PY) -m aecf_ros.cli benchmark --report-only --out docs/results
+	for regime in standard dominant; do \
+	  $(PY) -m aecf_ros.cli sweep --report-only --out docs/results/sweep/$$regime || exit 1; \
+	done
 
 .PHONY: bench-sweep
 bench-sweep: setup
