@@ -32,6 +32,7 @@ from sensor_msgs.msg import CompressedImage, Image
 from aecf_ros import graph
 from aecf_ros.msg import FusedPrediction
 from aecf_ros.nodes.diagnostics import NO_HARDWARE, OK, WARN, diag_status, status_name
+from aecf_ros.nodes.guarded import GuardedCallbacks
 from aecf_ros.nodes.parameters import install_parameters
 from aecf_ros.nodes.qos import keep_last_qos, qos_from_params
 from aecf_ros.nodes.session import run_node
@@ -39,7 +40,7 @@ from aecf_ros.runtime.conversions import ConversionError, compressed_msg_to_rgb,
 from aecf_ros.runtime.debug_view import ViewInput, render, silent_view
 
 
-class DebugViewNode(LifecycleNode):
+class DebugViewNode(GuardedCallbacks, LifecycleNode):
     NODE_NAME = "debug_view"
 
     def __init__(self, node_name: Optional[str] = None, **kwargs):
@@ -183,8 +184,8 @@ class DebugViewNode(LifecycleNode):
             level, message = OK, f"drawing for {self.counters['subscribers']} subscriber(s)"
         else:
             level, message = OK, "idle: nobody subscribes to the debug image"
-        status = diag_status(status_name(self, "view"), NO_HARDWARE, level, message,
-                             dict(self.counters))
+        status = self.report_internal_errors(diag_status(status_name(self, "view"), NO_HARDWARE, level, message,
+                                                         dict(self.counters)))
         array = DiagnosticArray(status=[status])
         array.header.stamp = self.get_clock().now().to_msg()
         self._diag_pub.publish(array)
