@@ -101,7 +101,7 @@ class CallbackGuard:
             e.types_logged.add(kind)
             trace = "".join(traceback.format_exception(type(exc), exc, exc.__traceback__)).rstrip()
             self._log(e, now, f"internal error in {name} (#{e.count}; the node keeps serving, this "
-                              f"callback's input is lost): {kind}: {exc}\n{trace}")
+                              f"call's work is lost): {kind}: {exc}\n{trace}")
         elif e.last_log_time is None or now - e.last_log_time >= self.log_period_s or now < e.last_log_time:
             self._log(e, now, f"internal error in {name} again: {e.unlogged} more since the last report "
                               f"({e.count} in all; last {kind}: {exc})")
