@@ -215,3 +215,32 @@ def test_a_raising_fusion_step_stops_predictions_only_until_the_next_tick_after_
     spin_for(d.ex, 0.5)
     errors = [x for x in d.diag if x[1] == ERROR and callback in x[2]]
     assert errors and int(errors[-1][3][f"internal_error.{callback}"]) >= 1, d.diag[-3:]
+
+
+def test_a_parameter_change_whose_apply_step_raises_is_contained(g, monkeypatch):
+    """The post-set hook runs inside rclpy's parameter service, in the same executor: unguarded,
+    its exception would end the spin like a subscription's."""
+    from rcl_interfaces.srv import SetParameters
+    from rclpy.parameter import Parameter
+
+    d = g
+    callback = "parameters post-set"
+
+    def apply_settings(settings):
+        raise RuntimeError("injected fault applying settings")
+
+    monkeypatch.setattr(d.fusion.engine, "apply_settings", apply_settings)
+    client = d.driver.create_client(SetParameters, f"{NS}/fusion_node/set_parameters")
+    try:
+        assert spin_until(d.ex, client.service_is_ready, WAIT_S)
+        future = client.call_async(SetParameters.Request(
+            parameters=[Parameter("gate_temperature", value=1.5).to_parameter_msg()]))
+        assert spin_until(d.ex, future.done, WAIT_S)
+        assert future.result().results[0].successful  # validated and stored; applying it failed
+        n0 = len(d.predictions)
+        assert spin_until(d.ex, lambda: len(d.predictions) >= n0 + 5, WAIT_S), d.timeline
+    finally:
+        d.driver.destroy_client(client)
+    assert d.fusion.callback_guard.errors[callback].count == 1
+    assert len(_tracebacks(d, callback)) == 1
+    assert spin_until(d.ex, lambda: any(x[1] == ERROR and callback in x[2] for x in d.diag[-3:]), WAIT_S), d.diag[-3:]
