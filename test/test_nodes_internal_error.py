@@ -144,6 +144,8 @@ def test_a_raising_embedding_callback_is_contained_and_the_other_sensors_keep_be
     received0 = {m: d.fusion.engine.monitors[m].received for m in d.model.modalities}
     spin_until(d.ex, lambda: _now(d) >= clear_at + 0.5, WAIT_S)
     during = [p for p in d.predictions[n0:] if prediction_time(p) < clear_at]
+    print(f"camera embedding fault of {FAULT_S:.2f} s: {len(raised)} failed calls, {len(during)} predictions "
+          f"during it")
 
     # the node kept spinning and serving: predictions all through the fault, lidar + text fused
     # in each; the camera went absent (its embeddings were lost) and came back after the fault
