@@ -9,7 +9,10 @@ raising on every timer tick. Each test shows that the node keeps spinning, the t
 once, ``internal_error`` is counted per callback in /diagnostics with level ERROR (and back to
 normal once the hold time passes without a new error), the other inputs keep being served, and
 predictions resume: the time from the end of the fault to the first prediction is measured on the
-node clock (output instants from the predictions' stamps + ages) and bounded.
+node clock (output instants from the predictions' stamps + ages) and bounded. A parameter change
+whose apply step raises (over the SetParameters service) is contained the same way. Last, all six
+nodes of the package: every callback they registered with rclpy is guarded, and every node reports
+``internal_error`` in /diagnostics.
 """
 from __future__ import annotations
 
@@ -246,3 +249,56 @@ def test_a_parameter_change_whose_apply_step_raises_is_contained(g, monkeypatch)
     assert d.fusion.callback_guard.errors[callback].count == 1
     assert len(_tracebacks(d, callback)) == 1
     assert spin_until(d.ex, lambda: any(x[1] == ERROR and callback in x[2] for x in d.diag[-3:]), WAIT_S), d.diag[-3:]
+
+
+def test_every_callback_of_every_node_runs_under_its_guard_and_every_node_reports_the_count(rclpy_context,
+                                                                                           tmp_path):
+    """All six nodes of the package, brought up: each subscription and timer they registered with
+    rclpy is the guarded wrapper, and each node's /diagnostics status carries ``internal_error``."""
+    from diagnostic_msgs.msg import DiagnosticArray
+    from rclpy.executors import SingleThreadedExecutor
+    from rclpy.node import Node
+    from rclpy.parameter import Parameter
+
+    from aecf_ros.nodes.camera_encoder import CameraEncoderNode
+    from aecf_ros.nodes.debug_view import DebugViewNode
+    from aecf_ros.nodes.fusion_node import FusionNode
+    from aecf_ros.nodes.lidar_encoder import LidarEncoderNode
+    from aecf_ros.nodes.lifecycle import bring_up
+    from aecf_ros.nodes.sensor_dropout import SensorDropoutNode
+    from aecf_ros.nodes.text_encoder import TextEncoderNode
+
+    ns = "/guarded_all"
+    model_path, _ = make_model_file(tmp_path)
+    common = [Parameter("model_path", value=str(model_path)), Parameter("device", value="cpu"),
+              Parameter("diagnostics_period_s", value=0.2), Parameter("use_sim_time", value=False)]
+    kw = dict(context=rclpy_context, namespace=ns)
+    nodes = [CameraEncoderNode(parameter_overrides=common, **kw), LidarEncoderNode(parameter_overrides=common, **kw),
+             TextEncoderNode(parameter_overrides=common, **kw), FusionNode(parameter_overrides=common, **kw),
+             DebugViewNode(parameter_overrides=[Parameter("diagnostics_period_s", value=0.2)], **kw),
+             SensorDropoutNode(parameter_overrides=[Parameter("diagnostics_period_s", value=0.2)], **kw)]
+    driver = Node("guarded_all_driver", namespace=ns, context=rclpy_context)
+    ex = SingleThreadedExecutor(context=rclpy_context)
+    seen: dict[str, dict] = {}
+    driver.create_subscription(DiagnosticArray, "/diagnostics", lambda arr: seen.update(
+        {s.name: diag_values(s) for s in arr.status if s.name.startswith(ns + "/")}), 50)
+    try:
+        for n in nodes:
+            assert bring_up(n), n.get_name()
+            ex.add_node(n)
+        ex.add_node(driver)
+        for n in nodes:
+            callbacks = [s.callback for s in n.subscriptions] + [t.callback for t in n.timers]
+            assert len(callbacks) >= 2, n.get_name()  # at least its input(s) / diagnostics timer
+            unguarded = [c for c in callbacks if not getattr(c, "__aecf_guarded__", False)]
+            assert not unguarded, (n.get_name(), unguarded)
+        own = {f"{ns}/{n.get_name()}" for n in nodes}
+
+        def reporting():
+            return {name.split(":")[0] for name, values in seen.items() if values.get("internal_error") == "0"}
+
+        assert spin_until(ex, lambda: own <= reporting(), WAIT_S), (own - reporting(), sorted(seen))
+    finally:
+        ex.shutdown()
+        for n in [*nodes, driver]:
+            n.destroy_node()

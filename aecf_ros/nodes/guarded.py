@@ -10,10 +10,16 @@ for :data:`~aecf_ros.runtime.callback_guard.HOLD_S` after it (:meth:`report_inte
 While the node's context is shut down an exception passes through: that is a normal end
 (:class:`~aecf_ros.nodes.session.RosSession` treats it so).
 
-Not guarded (rclpy runs them, not this package's wrappers): the parameter services and the
-set-parameters callbacks (rclpy answers a raising one with an error response), the lifecycle
-transition services (rclpy turns a raising ``on_configure`` & co. into the transition's
-``ERROR``), QoS event callbacks (``event_callbacks``), and service/client callbacks (none here).
+Also guarded, by the code that installs them: the parameter post-set hooks
+(:func:`~aecf_ros.nodes.parameters.install_parameters`: they run inside rclpy's parameter service,
+in the same executor) and the encoders' incompatible-QoS event handlers
+(:func:`~aecf_ros.nodes.qos_events.incompatible_qos_callbacks`).
+
+Not guarded (rclpy runs them, not this package's wrappers): the parameter validators (they return
+a result for any value), the parameter and lifecycle services' own code, the lifecycle transition
+callbacks (rclpy turns a raising ``on_configure`` & co. into the transition's ``ERROR``, without a
+log line), and service/client callbacks (none here). docs/RELIABILITY.md, "Internal errors: the
+policy", has the whole list and the measured cost.
 """
 from __future__ import annotations
 
