@@ -20,6 +20,7 @@ from __future__ import annotations
 
 import inspect
 import math
+import time
 
 import numpy as np
 import pytest
@@ -56,13 +57,20 @@ class Recorder:
         self.sent.append(msg)
         self.real.publish(msg)
 
+    def __getattr__(self, name):  # get_subscription_count, topic_name, ...
+        return getattr(self.real, name)
+
 
 @pytest.fixture(scope="module")
 def nodes(tmp_path_factory):
     import rclpy
     from rclpy.parameter import Parameter
 
+    from rclpy.node import Node
+    from sensor_msgs.msg import Image
+
     from aecf_ros.nodes.camera_encoder import CameraEncoderNode
+    from aecf_ros.nodes.debug_view import DebugViewNode
     from aecf_ros.nodes.fusion_node import FusionNode
     from aecf_ros.nodes.lidar_encoder import LidarEncoderNode
     from aecf_ros.nodes.lifecycle import bring_up
@@ -87,11 +95,22 @@ def nodes(tmp_path_factory):
                                                            Parameter("max_output_rate_hz", value=1000.0)]
                              + [Parameter(f"timeout_s.{m}", value=60.0) for m in ("camera", "lidar", "text")]),
     }
+    made["view"] = DebugViewNode(context=context, cli_args=remaps, parameter_overrides=[
+        Parameter("width", value=320), Parameter("max_rate_hz", value=100.0)])
     for n in made.values():
         assert bring_up(n)
         n._pub = Recorder(n._pub)
+    # the debug view subscribes to predictions and frames only while someone watches its image
+    watcher = Node("fuzz_watcher", namespace="/fuzz", context=context)
+    watcher.create_subscription(Image, "aecf/debug_image", lambda msg: None, 1)
+    deadline = time.monotonic() + 10.0
+    while not made["view"].watching and time.monotonic() < deadline:
+        made["view"]._watch()
+        time.sleep(0.05)
+    assert made["view"].watching
     made["model"] = model
     yield made
+    watcher.destroy_node()
     for key, n in made.items():
         if key != "model":
             n._pub = n._pub.real
@@ -377,6 +396,62 @@ def test_any_embedding_is_fused_or_dropped_by_reason_through_the_fusion_callback
     node._pub.sent.clear()
 
 
+# ------------------------------------------------------------------------------ the debug view
+NAMES = st.lists(st.text(max_size=12), max_size=8)
+
+
+@st.composite
+def predictions(draw):
+    names = draw(NAMES)
+    n_scores = draw(st.one_of(st.just(len(names)), st.integers(0, 10)))
+    modalities = draw(st.lists(st.sampled_from(["camera", "lidar", "text", "", "x" * 60]), max_size=6))
+    sizes = [draw(st.one_of(st.just(len(modalities)), st.integers(0, 7))) for _ in range(3)]
+    return dict(class_names=names, scores=draw(st.lists(FLOAT32, min_size=n_scores, max_size=n_scores)),
+                modalities=modalities,
+                modality_present=draw(st.lists(st.booleans(), min_size=sizes[0], max_size=sizes[0])),
+                modality_weights=draw(st.lists(FLOAT32, min_size=sizes[1], max_size=sizes[1])),
+                modality_age_s=draw(st.lists(FLOAT32, min_size=sizes[2], max_size=sizes[2])),
+                gate_entropy=draw(FLOAT32), stamp=draw(stamps()), frame=draw(st.one_of(st.none(), images())))
+
+
+@FUZZ
+@example(fields=dict(class_names=["a"], scores=[0.5, 0.7], modalities=["camera"], modality_present=[True],
+                     modality_weights=[1.0], modality_age_s=[0.1], gate_entropy=0.0, stamp="now", frame=None))
+@example(fields=dict(class_names=["a", "b"], scores=[0.5, 0.7], modalities=["camera"], modality_present=[True],
+                     modality_weights=[1.0], modality_age_s=[0.1], gate_entropy=0.0, stamp="now", frame=None))
+@given(fields=predictions())
+def test_any_prediction_and_camera_frame_is_drawn_or_counted_through_the_debug_view_callbacks(nodes, fields):
+    from sensor_msgs.msg import Image
+
+    from aecf_ros.msg import FusedPrediction
+
+    view = nodes["view"]
+    fields = dict(fields)
+    frame = fields.pop("frame")
+    if frame is not None:  # the newest camera frame: drawn under the prediction, decoded only then
+        frame = dict(frame)
+        image = _header(Image(), frame.pop("stamp"), view)
+        for k, v in frame.items():
+            setattr(image, k, v)
+        _node_callback(view, "/fuzz/image_raw")(image)
+    msg = _header(FusedPrediction(), fields.pop("stamp"), view)
+    for k, v in fields.items():
+        setattr(msg, k, v)
+    keys = ("rendered", "rate_limited", "bad_prediction")
+    before, sent = {k: view.counters[k] for k in keys}, len(view._pub.sent)
+    _node_callback(view, "/aecf/prediction")(msg)
+    assert sum(view.counters[k] - before[k] for k in keys) == 1
+    assert (view.counters["bad_prediction"] > before["bad_prediction"]) == (
+        len(msg.scores) != len(msg.class_names)
+        or len({len(msg.modalities), len(msg.modality_present), len(msg.modality_weights),
+                len(msg.modality_age_s)}) > 1)
+    assert view.callback_guard.total == 0
+    for out in view._pub.sent[sent:]:
+        assert out.encoding == "rgb8" and out.width == 320 and out.step == 3 * out.width
+        assert len(out.data) == out.step * out.height > 0
+    view._pub.sent.clear()
+
+
 def test_the_fuzzed_paths_reached_both_outcomes(nodes):
     """Runs after the property tests (file order): each input produced some accepted and some
     dropped messages, so the properties above were not proven on one branch only."""
@@ -386,3 +461,5 @@ def test_the_fuzzed_paths_reached_both_outcomes(nodes):
     engine = nodes["fusion"].engine
     received, dropped, _, _ = _fusion_totals(engine)
     assert received > 0 and dropped > 0 and engine.published > 0
+    view = nodes["view"]
+    assert view.counters["rendered"] > 0 and view.counters["bad_prediction"] > 0, dict(view.counters)

@@ -16,7 +16,8 @@ sensors are present, or it is down), the view says NO PREDICTION, every ``silenc
 
 Parameters: :data:`aecf_ros.graph.DEBUG_VIEW_PARAMETERS`. Counters in ``/diagnostics``:
 ``rendered``, ``rendered_no_prediction``, ``rate_limited``, ``bad_frame`` (a camera frame that
-could not be decoded: the view is drawn without it), ``subscribers``.
+could not be decoded: the view is drawn without it), ``bad_prediction`` (a prediction whose arrays
+disagree in length: not drawn), ``subscribers``.
 """
 from __future__ import annotations
 
@@ -146,6 +147,12 @@ class DebugViewNode(GuardedCallbacks, LifecycleNode):
             return None
 
     def _on_prediction(self, msg: FusedPrediction) -> None:
+        view_input = ViewInput.from_msg(msg)
+        problem = view_input.problem()
+        if problem:  # checked at the boundary: drawing it would raise
+            self.counters["bad_prediction"] += 1
+            self.get_logger().warning(f"prediction not drawn: {problem}", throttle_duration_sec=5.0)
+            return
         now = time.monotonic()
         self._last_prediction = now
         self._modalities = list(msg.modalities)
@@ -153,7 +160,7 @@ class DebugViewNode(GuardedCallbacks, LifecycleNode):
             self.counters["rate_limited"] += 1
             return
         self._last_render = now
-        self._publish_view(ViewInput.from_msg(msg), msg.header.stamp, msg.header.frame_id)
+        self._publish_view(view_input, msg.header.stamp, msg.header.frame_id)
         self.counters["rendered"] += 1
 
     def _on_silence(self) -> None:
