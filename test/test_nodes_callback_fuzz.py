@@ -1,20 +1,20 @@
 """Generated messages through the real nodes' real subscription callbacks: no single message can
 stop a node (issue 18, item 2).
 
-The three encoder nodes (camera raw and compressed, lidar, text) and the fusion node are created
-in this process with rclpy and brought up; each test takes the callback a node registered with
+The three encoder nodes (camera raw and compressed, lidar, text), the fusion node and the debug
+view (watched, so it subscribes) are created in this process with rclpy and brought up; each test takes the callback a node registered with
 rclpy for one input (``Subscription.callback``, the guarded wrapper, and below it the node's own
 function) and calls the node's own function directly with messages hypothesis builds field by
 field: header stamps of any int32 second and uint32 nanosecond (negative seconds,
 ``nanosec >= 1e9``), any sizes, steps and encodings, any point fields, any bytes, any text, any
-embedding length and float32 value, any modality name, encoder id and sequence number. For every
-message:
+embedding length and float32 value, any modality name, encoder id and sequence number, any
+FusedPrediction array lengths and values (debug view). For every message:
 
 * nothing escapes the node's callback (so the internal-error guard around it is never needed);
 * the message is accounted for exactly once: encoded / accepted, or a drop under a known reason;
 * whatever the node published meanwhile is well-formed: an embedding of the model's dimension,
   finite, with the input's stamp; a prediction with finite scores in [0, 1] and weights summing
-  to 1 over the present sensors.
+  to 1 over the present sensors; a debug image of the configured width.
 """
 from __future__ import annotations
 
