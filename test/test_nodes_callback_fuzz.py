@@ -2,10 +2,10 @@
 stop a node (issue 18, item 2).
 
 The three encoder nodes (camera raw and compressed, lidar, text), the fusion node and the debug
-view (watched, so it subscribes) are created in this process with rclpy and brought up; each test takes the callback a node registered with
-rclpy for one input (``Subscription.callback``, the guarded wrapper, and below it the node's own
-function) and calls the node's own function directly with messages hypothesis builds field by
-field: header stamps of any int32 second and uint32 nanosecond (negative seconds,
+view (watched, so it subscribes) are created in this process with rclpy and brought up; each
+test takes the callback a node registered with rclpy for one input (``Subscription.callback``,
+the guarded wrapper, and below it the node's own function) and calls the node's own function
+directly with messages hypothesis builds field by field: header stamps of any int32 second and uint32 nanosecond (negative seconds,
 ``nanosec >= 1e9``), any sizes, steps and encodings, any point fields, any bytes, any text, any
 embedding length and float32 value, any modality name, encoder id and sequence number, any
 FusedPrediction array lengths and values (debug view). For every message:
