@@ -168,6 +168,8 @@ def test_a_raising_embedding_callback_is_contained_and_the_other_sensors_keep_be
     assert "RuntimeError: injected fault" in _tracebacks(d, callback)[0]
     counted = d.fusion.callback_guard.errors[callback].count
     assert counted == len(raised) and d.fusion.callback_guard.total >= counted
+    # the embeddings the raising calls never took show as lost too (sequence gap), once one is taken
+    assert d.fusion.engine.sequences["camera"].lost >= counted
     errors = [x for x in d.diag[diag0:] if x[1] == ERROR]
     assert errors, d.diag[-3:]
     _, _, message, values = errors[-1]
