@@ -39,6 +39,14 @@ def read_all(bag) -> list[tuple[str, str, int, bytes]]:
         return list(reader.messages())
 
 
+def iter_messages(bag):
+    """The bag's messages as the package's reader yields them (raises where a damaged file fails)."""
+    from aecf_ros.bag.bag_io import BagReader
+
+    with BagReader(bag) as reader:
+        yield from reader.messages()
+
+
 def damaged_copy(src, dst, damage: Mapping[str, Mapping[int, str]] = (), *,
                  change: Callable[[str, str, int, bytes], bytes] | None = None,
                  rename: Mapping[str, str] = ()) -> dict[str, dict[str, int]]:

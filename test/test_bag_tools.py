@@ -372,6 +372,6 @@ def test_evaluate_bag_skips_torn_messages_counts_them_and_finishes(tmp_path, bag
     proc = _cli("evaluate-bag", damaged, "--model", "untrained", "--json", out_json)
     assert proc.returncode == 0, proc.stderr
     doc = json.loads(out_json.read_text())
-    assert doc["undeserializable"] == {T.LIDAR_TOPIC: 2} and doc["truncated"] == ""
-    assert f"skipped 2 message(s) on {T.LIDAR_TOPIC}" in proc.stdout
+    assert doc["damaged_messages"] == {T.LIDAR_TOPIC: {"undeserializable": 2}} and doc["truncated"] == ""
+    assert f"{T.LIDAR_TOPIC}: skipped 2 undeserializable" in proc.stdout
     assert doc["overall"]["presence"]["lidar"] > 0.5  # the other 13 clouds are fused

@@ -219,6 +219,8 @@ class BagGraph:
                     except (AttributeError, TypeError):
                         formats[sensor]["malformed"] += 1
                     pending[sensor].append((item.time_ns, item.msgtype, msg))
+                if run.damage.truncated:  # the bag ends where its file is damaged: no ticks past what was read
+                    run.end_ns = max(run.start_ns, run.damage.truncated_after_ns or run.start_ns)
                 while next_tick <= run.end_ns:
                     tick(next_tick)
                     next_tick += self.period_ns

@@ -63,7 +63,8 @@ class BagReport:
     input_drops: dict = field(default_factory=dict)
     #: topic -> reason (bag/damage.py: undeserializable, zeroed) -> messages skipped
     damaged_messages: dict = field(default_factory=dict)
-    truncated: str = ""  # where a damaged bag file stopped the read ('' = read to its end)
+    truncated: str = ""  # the damage that stopped the read of a damaged bag file ('' = read to its end)
+    truncated_after_ns: Optional[int] = None  # bag time of the last message read before it
     #: sensor -> message layout -> count (bags of one dataset must agree)
     formats: dict = field(default_factory=dict)
     topics: dict = field(default_factory=dict)
@@ -185,6 +186,7 @@ def extract_bag(job: BagJob, log: Callable[[str], None] = print) -> BagReport:
     report.input_drops = {m: {r: c for r, c in d.items() if c} for m, d in run.input_drops.items()}
     damage = run.damage.as_dict()
     report.damaged_messages, report.truncated = damage["messages"], damage["truncated"]
+    report.truncated_after_ns = damage["truncated_after_ns"]
     report.formats, report.topics = run.formats, run.topics
     if run.ground_truth_dropped:
         report.skipped["ground_truth_unreadable_msgs"] = run.ground_truth_dropped

@@ -375,7 +375,8 @@ def _print_reports(reports: list[dict], names: list[str], class_names: list[str]
             drops = rep["input_drops"].get(m) or {}
             if drops:
                 print(f"    {m} inputs dropped: " + ", ".join(f"{r} {n}" for r, n in sorted(drops.items())))
-        for line in BagDamage(rep["damaged_messages"], rep["truncated"]).summary_lines():
+        damage = BagDamage(rep["damaged_messages"], rep["truncated"], rep["truncated_after_ns"])
+        for line in damage.summary_lines(rep["start_ns"]):
             print(f"    {line}")
         unseen = [c for c, k in zip(class_names, rep["positives"]) if not k]
         if unseen and len(unseen) < len(class_names):

@@ -112,6 +112,7 @@ class Evaluation:
     ground_truth_dropped: int = 0  # ground-truth messages that could not be read (logged)
     #: damaged messages skipped (topic -> reason -> count) and where a damaged file stopped the read
     damage: BagDamage = field(default_factory=BagDamage)
+    start_ns: int = 0  # the bag's first message (tick times count from it)
     wall_s: float = 0.0
 
 
@@ -161,7 +162,8 @@ def evaluate_bag(path: str | Path, plan: DropPlan, model, model_name: str = "mod
     result = Evaluation(str(path), model_name, modalities, list(model.class_names), plan, graph.rate_hz,
                         dict(parameters), run.duration_s, ticks=ticks, input_drops=run.input_drops,
                         plan_counters=run.plan_counters, has_truth=run.has_truth or track is not None,
-                        ground_truth_dropped=run.ground_truth_dropped, damage=run.damage)
+                        ground_truth_dropped=run.ground_truth_dropped, damage=run.damage,
+                        start_ns=run.start_ns)
     result.wall_s = time.perf_counter() - wall0
     return result
 
@@ -227,6 +229,8 @@ def report(ev: Evaluation) -> dict:
         # bag/damage.py: topic -> reason (undeserializable, zeroed) -> messages skipped
         "damaged_messages": ev.damage.as_dict()["messages"],
         "truncated": ev.damage.truncated,
+        "truncated_after_s": (None if ev.damage.truncated_after_ns is None
+                              else (ev.damage.truncated_after_ns - ev.start_ns) / 1e9),
         "overall": _phase_metrics(ev.ticks, ev.modalities, threshold, ev.has_truth),
         "phases": phases,
         "plan_counters": ev.plan_counters,
@@ -385,7 +389,7 @@ def run(args) -> int:
         if ev.has_truth:
             line += f" {_fmt(ph.get('macro_map'))} {_fmt(ph.get('micro_f1'))}"
         print(line)
-    for line in ev.damage.summary_lines():
+    for line in ev.damage.summary_lines(ev.start_ns):
         print(f"  {line}")
     for m in ev.modalities:
         dropped = {r: n for r, n in ev.input_drops.get(m, {}).items() if n}

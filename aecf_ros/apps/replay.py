@@ -40,6 +40,7 @@ class ReplayStats:
     #: damaged messages not published (topic -> reason -> count, all loops) and where a damaged
     #: file ended the playback (``damage.truncated``)
     damage: BagDamage = field(default_factory=BagDamage)
+    start_ns: int = 0  # the bag's first message
 
 
 class BagReplayer:
@@ -109,6 +110,7 @@ class BagReplayer:
 
         with BagReader(self.path) as bag:
             info = bag.info()
+            self.stats.start_ns = info.start_ns
             selected = self._select_topics(info)
             for modality in plan_topics_missing(self.plan, list(selected)):
                 self.log(f"warning: the plan acts on {modality} but none of its topics "
@@ -260,6 +262,6 @@ def run(args) -> int:
     dropped = {k: v for k, v in stats.plan.items() if k != "passed" and v}
     if dropped:
         print(f"  plan: {dropped}", file=sys.stderr)
-    for line in stats.damage.summary_lines():
+    for line in stats.damage.summary_lines(stats.start_ns):
         print(f"  {line}", file=sys.stderr)
     return 0

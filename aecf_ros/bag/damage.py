@@ -49,6 +49,8 @@ class BagDamage:
     messages: dict = field(default_factory=dict)
     #: the reader's error when the file itself is damaged (read up to it); '' = read to its end
     truncated: str = ""
+    #: bag time of the last message read before that damage (None: none was read, or no damage)
+    truncated_after_ns: Optional[int] = None
 
     def count(self, topic: str, reason: str) -> int:
         return self.messages.get(topic, {}).get(reason, 0)
@@ -58,14 +60,19 @@ class BagDamage:
         return sum(n for reasons in self.messages.values() for n in reasons.values())
 
     def as_dict(self) -> dict:
-        return {"messages": {t: dict(r) for t, r in self.messages.items()}, "truncated": self.truncated}
+        return {"messages": {t: dict(r) for t, r in self.messages.items()}, "truncated": self.truncated,
+                "truncated_after_ns": self.truncated_after_ns}
 
-    def summary_lines(self) -> list[str]:
-        """One line per damaged topic, then where the read stopped (nothing when undamaged)."""
+    def summary_lines(self, start_ns: Optional[int] = None) -> list[str]:
+        """One line per damaged topic, then where the read stopped (nothing when undamaged);
+        ``start_ns`` (the bag's start) turns the stop into seconds of bag."""
         lines = [f"{topic}: skipped " + ", ".join(f"{n} {reason}" for reason, n in sorted(reasons.items()))
                  for topic, reasons in sorted(self.messages.items())]
         if self.truncated:
-            lines.append(f"bag file damaged: read up to the damage ({self.truncated})")
+            where = ""
+            if self.truncated_after_ns is not None and start_ns is not None:
+                where = f" after {(self.truncated_after_ns - start_ns) / 1e9:.2f} s of bag"
+            lines.append(f"bag file damaged: read up to the damage{where} ({self.truncated})")
         return lines
 
 
@@ -81,10 +88,15 @@ class DamageFilter:
         self.log = log
         self.damage = damage if damage is not None else BagDamage()
 
-    def readable(self, messages: Iterable) -> Iterator:
+    def readable(self, messages: Iterable[tuple[str, str, int, bytes]]) -> Iterator[tuple[str, str, int, bytes]]:
+        """``(topic, msgtype, timestamp_ns, raw)`` of a bag read, ended at damage of the file."""
+        last_ns = None
         try:
-            yield from messages
+            for item in messages:
+                last_ns = item[2]
+                yield item
         except BagError as exc:
+            self.damage.truncated_after_ns = last_ns
             if not self.damage.truncated:  # a looping replay meets the same damage every pass
                 self.log(f"warning: {exc}; read up to the damage")
             self.damage.truncated = str(exc)
