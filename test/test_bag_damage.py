@@ -2,7 +2,7 @@
 
 Real bags (make-bag), damaged the way a robot losing power damages them (test/bag_damage.py):
 torn and zeroed messages, a file damaged mid-way (an mcap chunk failing its checksum, zeroed
-sqlite3 pages). Every tool applies the one rule of aecf_ros/bag/damage.py: the damaged messages
+sqlite3 pages), a data file cut short (no footer / index). Every tool applies the one rule of aecf_ros/bag/damage.py: the damaged messages
 are skipped and counted per topic and reason, the read ends at damage of the file with everything
 before it used, and the run finishes with exit 0 and a summary of the counts.
 """
@@ -49,7 +49,16 @@ def bags(tmp_path_factory):
     out["mcap damage starts ns"] = bd.corrupt_mcap_chunk(out["mcap"], out["mid-file mcap"])
     out["mid-file sqlite3"] = root / "pages_sqlite3"
     bd.zero_sqlite_pages(out["sqlite3"], out["mid-file sqlite3"], at_fraction=0.5)
+    for storage in ("sqlite3", "mcap"):
+        out[f"cut {storage}"] = root / f"cut_{storage}"
+        bd.cut_file(out[storage], out[f"cut {storage}"], 0.5)
     return out
+
+
+def _read_by_the_rule(bag):
+    """(messages read, the rule's damage record) of one read of ``bag`` through the damage rule."""
+    rule = DamageFilter(lambda line: None)
+    return list(rule.readable(bd.iter_messages(bag))), rule.damage
 
 
 def _readable_before_damage(bags, storage) -> list[tuple[str, int]]:
@@ -123,6 +132,32 @@ def test_a_damaged_file_is_read_up_to_the_damage_by_the_rule(bags):
         assert rule.damage.truncated and rule.damage.truncated_after_ns == expected[-1][1]
 
 
+@pytest.mark.parametrize("storage", ["mcap", "sqlite3"])
+def test_a_data_file_cut_short_is_read_up_to_the_cut(bags, storage):
+    """A recording that never closed its file (rosbags cannot open it: no mcap footer, a sqlite3
+    file shorter than its header says) is read as far as it goes (aecf_ros/bag/salvage.py)."""
+    read, damage = _read_by_the_rule(bags[f"cut {storage}"])
+    intact = bd.read_all(bags[storage])
+    assert 0 < len(read) < len(intact)
+    assert read == intact[:len(read)]  # the recording itself, in its order, up to the cut
+    assert "cut short" in damage.truncated and damage.truncated_after_ns == read[-1][2]
+    # nearly everything before the cut is read: mcap loses at most the chunk the cut went through
+    # (rosbags writes 1 MiB chunks), sqlite3 at most the message whose pages it went through
+    lost = bd.data_file(bags[f"cut {storage}"]).stat().st_size - sum(len(m[3]) for m in read)
+    largest = max(len(m[3]) for m in intact)
+    assert lost <= (2**20 if storage == "mcap" else 0) + 2 * largest, lost
+
+
+def test_a_file_cut_before_any_message_is_still_a_clear_error(tmp_path, bags):
+    from aecf_ros.bag.bag_io import BagError, BagReader
+
+    for storage in ("mcap", "sqlite3"):
+        bd.cut_file(bags[storage], tmp_path / storage, 0.002)
+        with pytest.raises(BagError, match="cannot open bag"):
+            with BagReader(tmp_path / storage):
+                pass
+
+
 # ------------------------------------------------------------------------------ evaluate-bag
 def test_evaluate_bag_finishes_on_torn_and_zeroed_messages_and_reports_them_per_topic(tmp_path, bags):
     out_json = tmp_path / "torn.json"
@@ -156,6 +191,17 @@ def test_evaluate_bag_reads_a_file_damaged_mid_way_up_to_the_damage(bags, storag
     assert ev.ticks[-1].t > doc["truncated_after_s"] - 0.2
 
 
+def test_evaluate_bag_reads_a_data_file_cut_short_up_to_the_cut(tmp_path, bags):
+    read, _ = _read_by_the_rule(bags["cut sqlite3"])
+    out_json = tmp_path / "cut.json"
+    proc = _cli("evaluate-bag", bags["cut sqlite3"], "--model", "untrained", "--json", out_json)
+    assert proc.returncode == 0, proc.stderr
+    doc = json.loads(out_json.read_text())
+    assert "cut short" in doc["truncated"] and "bag file damaged: read up to the damage after" in proc.stdout
+    counts = _per_topic(read)
+    assert doc["plan_counters"]["passed"] == {m: counts[t] for m, t in MODALITY_TOPIC.items() if t in counts}
+
+
 # ----------------------------------------------------------------------------------- dataset
 def test_dataset_skips_damaged_messages_and_keeps_a_damaged_files_samples_up_to_the_damage(tmp_path, bags,
                                                                                           capsys):
@@ -179,6 +225,11 @@ def test_dataset_skips_damaged_messages_and_keeps_a_damaged_files_samples_up_to_
         stamps = z["stamps_ns"]
     assert len(stamps) and stamps.max() <= rep["truncated_after_ns"]
     assert "bag file damaged: read up to the damage after" in capsys.readouterr().out
+    # a data file cut short, likewise
+    assert main(["dataset", str(bags["cut sqlite3"]), "--out", str(tmp_path / "short"), "--allow-truncated",
+                 *args]) == 0
+    rep = json.loads((tmp_path / "short" / "dataset.json").read_text())["bags"][0]
+    assert "cut short" in rep["truncated"] and rep["samples"] > 0
 
 
 # ------------------------------------------------------------------------------------ replay
@@ -193,6 +244,13 @@ def test_replay_command_finishes_on_a_damaged_bag_and_prints_the_counts(bags):
     proc = _cli("replay", bags["mid-file sqlite3"], "--preroll", "0", "--rate", "10", "--no-clock")
     assert proc.returncode == 0, proc.stderr
     assert "bag file damaged: read up to the damage after" in proc.stderr and "malformed" in proc.stderr
+    # a data file cut short: played up to the cut
+    proc = _cli("replay", bags["cut mcap"], "--preroll", "0", "--rate", "10", "--no-clock")
+    assert proc.returncode == 0, proc.stderr
+    assert "cut short" in proc.stderr
+    published = {line.split()[0]: int(line.split()[1]) for line in proc.stderr.splitlines()
+                 if line.strip().endswith(" published")}
+    assert published == _per_topic(_read_by_the_rule(bags["cut mcap"])[0])
 
 
 def _replay_to_listener(bag):
