@@ -84,30 +84,36 @@ class SalvagedStorage:
             yield from self._scan_sqlite(with_data)
 
     def _scan_sqlite(self, with_data: bool):
-        import apsw  # what rosbags reads sqlite3 bags with
+        import sqlite3
 
-        db = apsw.Connection(f"file:{self.data_file}?immutable=1",
-                             flags=apsw.SQLITE_OPEN_READONLY | apsw.SQLITE_OPEN_URI)
+        db = sqlite3.connect(f"file:{self.data_file}?immutable=1&mode=ro", uri=True)
         try:
             db.execute("PRAGMA writable_schema=ON")  # trust the file's size, not the header's page count
             by_id = {}
             try:
                 for cid, name, msgtype in db.execute("SELECT id, name, type FROM topics ORDER BY id"):
                     by_id[cid] = Connection(int(cid), str(name), str(msgtype))
-            except apsw.Error as exc:
+            except sqlite3.Error as exc:
                 raise CutShort(f"the topics table of {self.data_file} is unreadable: {exc}") from None
             self.connections = list(by_id.values())
-            columns = "topic_id, timestamp, data" if with_data else "topic_id, timestamp, NULL"
-            read = 0
-            try:
-                for cid, t, raw in db.execute(f"SELECT {columns} FROM messages ORDER BY id"):
-                    read += 1
-                    if cid in by_id:
-                        yield by_id[cid], int(t), raw
-            except apsw.Error as exc:
-                self._cut = (f"{self.data_file.name} is cut short ({self.size} bytes): SQLite stopped after "
-                             f"{read} messages: {exc}")
-                return
+            # one row per query: the sqlite3 module steps a cursor one row ahead, so a scan would
+            # lose the last readable row to the error of the next one
+            query = (f"SELECT id, topic_id, timestamp, {'data' if with_data else 'NULL'} FROM messages "
+                     f"WHERE id > ? ORDER BY id LIMIT 1")
+            read, last_id = 0, -1
+            while True:
+                try:
+                    row = db.execute(query, (last_id,)).fetchone()
+                except sqlite3.Error as exc:
+                    self._cut = (f"{self.data_file.name} is cut short ({self.size} bytes): SQLite stopped after "
+                                 f"{read} messages: {exc}")
+                    return
+                if row is None:
+                    break
+                last_id, cid, t, raw = row
+                read += 1
+                if cid in by_id:
+                    yield by_id[cid], int(t), raw
             self._cut = f"{self.data_file.name} is cut short ({self.size} bytes): its index is missing"
         finally:
             db.close()
