@@ -164,17 +164,18 @@ class SalvagedStorage:
         with open(self.data_file, "rb") as fh:
             if fh.read(8) != MCAP_MAGIC:
                 raise CutShort(f"{self.data_file} is not an mcap file")
-            offset = 8
+            start, end = 8, 8  # the record being read; the end of the last one read whole
             try:
-                for op, body, offset in _file_records(fh, offset):
+                for op, body, start in _file_records(fh, start):
                     if op in (0x02, 0x0F):  # footer / data end: the file was not cut after all
                         break
                     yield from record(op, body)
+                    end = start + 9 + len(body)
             except (CutShort, struct.error, ValueError, UnicodeDecodeError) as exc:
-                self._cut = f"{self.data_file.name} is damaged at byte {offset} of {self.size}: {exc}"
+                self._cut = f"{self.data_file.name} is damaged in the record at byte {start} of {self.size}: {exc}"
                 return
             self._cut = (f"{self.data_file.name} is cut short ({self.size} bytes, no footer): read up to byte "
-                         f"{offset}")
+                         f"{end}")
 
 
 def _records(data: bytes):
@@ -190,7 +191,8 @@ def _records(data: bytes):
 
 
 def _file_records(fh: BinaryIO, offset: int):
-    """(opcode, body, offset after it) of the file's records, until one is incomplete."""
+    """(opcode, body, offset of the record) of the file's records from ``offset``, until one is
+    incomplete (the record the cut went through)."""
     while True:
         head = fh.read(9)
         if len(head) < 9:
@@ -199,9 +201,9 @@ def _file_records(fh: BinaryIO, offset: int):
         n, = struct.unpack_from("<Q", head, 1)
         body = fh.read(n)
         if len(body) < n:
-            return  # the record the cut went through
-        offset += 9 + n
+            return
         yield op, body, offset
+        offset += 9 + n
 
 
 def salvage(bag_dir: Path, storage: str) -> Optional[SalvagedStorage]:
