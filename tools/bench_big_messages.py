@@ -66,6 +66,16 @@ def transport_env(transport: str, base: dict | None = None) -> dict:
     return env
 
 
+def parse_image(text: str) -> float:
+    """``12`` (MP) or ``WxH`` -> megapixels (``WxH`` shapes are remembered for image_shape)."""
+    text = text.strip().lower()
+    if "x" in text:
+        w, h = (int(v) for v in text.split("x"))
+        IMAGE_SHAPES[w * h / 1e6] = (w, h)
+        return w * h / 1e6
+    return float(text)
+
+
 def image_shape(mp: float) -> tuple[int, int]:
     if mp in IMAGE_SHAPES:
         return IMAGE_SHAPES[mp]
@@ -253,6 +263,7 @@ class Driver:
 
 
 def driver_main(cfg: dict) -> int:
+    IMAGE_SHAPES.update({float(k): tuple(v) for k, v in cfg.get("shapes", {}).items()})
     d = Driver(cfg["reliability"])
     rows = []
     try:
@@ -277,6 +288,7 @@ def run_one(transport: str, reliability: str, args, work: Path) -> list[dict]:
     sensors = [s for s, sizes in (("camera", args.images), ("lidar", args.clouds)) if sizes]
     procs = start_encoders(reliability, env, work, args.model_path, sensors)
     cfg = {"reliability": reliability, "images": args.images, "clouds": args.clouds, "frames": args.frames,
+           "shapes": {str(mp): image_shape(mp) for mp in args.images},
            "rate": args.rate, "settle_s": args.settle, "warm_up_s": 90.0}
     rows = []
     try:
@@ -318,7 +330,8 @@ def main(argv=None) -> int:
     p.add_argument("--driver", help=argparse.SUPPRESS)
     p.add_argument("--rate", type=float, default=2.0, help="frames a second (default 2)")
     p.add_argument("--frames", type=int, default=5, help="frames per size (default 5)")
-    p.add_argument("--images", default="0.3,1,2,5,12,16.8,24", help="image sizes in MP (rgb8); '' = none")
+    p.add_argument("--images", default="0.3,1,2,5,12,16.8,24",
+                   help="image sizes (rgb8) in MP or as WxH; '' = none")
     p.add_argument("--clouds", default="60k,250k,500k,1M,2M", help="cloud sizes in points; '' = none")
     p.add_argument("--reliability", default="best_effort,reliable")
     p.add_argument("--transports", default="default,profile", help="default | profile | large_data, comma-separated")
@@ -329,7 +342,7 @@ def main(argv=None) -> int:
     args = p.parse_args(argv)
     if args.driver:
         return driver_main(json.loads(args.driver))
-    args.images = [float(x) for x in args.images.split(",") if x.strip()]
+    args.images = [parse_image(x) for x in args.images.split(",") if x.strip()]
     args.clouds = [parse_points(x) for x in args.clouds.split(",") if x.strip()]
     run = {"rate_hz": args.rate, "frames": args.frames, "settle_s": args.settle, "model_path": args.model_path,
            "cpus": os.cpu_count(), "loadavg_1min_start": os.getloadavg()[0],
@@ -356,13 +369,16 @@ def _shm_free_gib() -> float | None:
 
 
 def save(run: dict, path: Path) -> None:
-    """Add ``run`` to the JSON list in ``path``; rows of an older run with the same rate, frames,
-    transport and reliability are replaced."""
+    """Add ``run`` to the JSON list in ``path``; rows of an older run with the same rate and frames
+    for the same transport, reliability, sensor and size are replaced (measured again)."""
     runs = json.loads(path.read_text()) if path.exists() else []
-    keys = {(r["transport"], r["reliability"], r["sensor"]) for r in run["rows"]}
+
+    def key(r):
+        return r["transport"], r["reliability"], r["sensor"], r["bytes"]
+    keys = {key(r) for r in run["rows"]}
     for old in runs:
         if old["rate_hz"] == run["rate_hz"] and old["frames"] == run["frames"]:
-            old["rows"] = [r for r in old["rows"] if (r["transport"], r["reliability"], r["sensor"]) not in keys]
+            old["rows"] = [r for r in old["rows"] if key(r) not in keys]
     runs = [r for r in runs if r["rows"]] + [run]
     path.write_text(json.dumps(runs, indent=1) + "\n")
 
