@@ -83,3 +83,17 @@ def test_12mp_best_effort_frames_never_arrive_with_fastdds_defaults(tmp_path):
     fragments: nothing received, nothing encoded (the warm-up frame, 9 KB, did arrive)."""
     row = _run("default", tmp_path)
     assert row["received"] == 0 and row["encoded"] == 0, row
+
+
+def test_a_too_small_dev_shm_is_a_skip_reason_naming_its_size(monkeypatch):
+    """The guard above (no DDS): a 64 MiB /dev/shm (Docker's default) is reported, not run into."""
+    class Small:
+        f_bavail = f_blocks = 16384
+        f_frsize = 4096
+
+    monkeypatch.delenv("RMW_IMPLEMENTATION", raising=False)
+    monkeypatch.setattr(os, "statvfs", lambda path: Small())
+    reason = _shm_problem()
+    assert reason and "/dev/shm has 64 MiB free of 64 MiB" in reason and "--shm-size" in reason
+    monkeypatch.setenv("RMW_IMPLEMENTATION", "rmw_cyclonedds_cpp")
+    assert "rmw_cyclonedds_cpp" in _shm_problem()
