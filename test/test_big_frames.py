@@ -61,6 +61,7 @@ def _run(transport: str, tmp_path: Path) -> dict:
     logs = "\n".join(f"--- {p.name}\n{p.read_text(errors='replace')[-2000:]}" for p in tmp_path.glob("*.log"))
     assert len(rows) == 1, f"the driver reported no row (its warm-up frame never came back encoded?)\n{logs}"
     row = rows[0]
+    print(f"{transport} best_effort 12 MP: {row}")  # shown with -s / -rP
     assert row["shape"] == [4000, 3000] and row["bytes"] == 36_000_000 and row["sent"] == FRAMES
     return row
 

@@ -1,7 +1,8 @@
 """Big messages: which image and cloud sizes reach the REAL encoder nodes, per QoS and transport.
 
+    make bench-big   (= .venv/bin/python tools/bench_big_messages.py, about 6 minutes)
     .venv/bin/python tools/bench_big_messages.py [--rate 2] [--frames 5]
-        [--images 0.3,1,2,5,12,16.8,24] [--clouds 60k,250k,500k,1M,2M]
+        [--images 0.3,1,2,5,12,16.8,24 | 320x240,...] [--clouds 60k,250k,500k,1M,2M]
         [--reliability best_effort,reliable] [--transports default,profile] [--out docs/big_messages.json]
 
 For every transport (``default`` = Fast DDS as installed, nothing set; ``profile`` =
@@ -23,7 +24,8 @@ then waits up to ``--settle`` s. Counted per size:
 
 A warm-up frame (64x48 / 1000 points) is sent until it comes back encoded before each transport x
 reliability run, so matching is complete before measuring. Prints a table and writes ``--out``
-(a JSON list of runs: a run with the same rate, frames and transport x reliability replaces the old one).
+(a JSON list of runs: a row measured again - same rate, frames, transport, reliability, sensor and
+size - replaces the older one).
 Bounded: about (sizes x (frames / rate + settle)) per transport x reliability, plus ~10 s start-up.
 Keep every process on loopback (ROS_AUTOMATIC_DISCOVERY_RANGE=LOCALHOST is forced) and give it
 its own ROS_DOMAIN_ID.
@@ -333,7 +335,7 @@ def main(argv=None) -> int:
     p.add_argument("--images", default="0.3,1,2,5,12,16.8,24",
                    help="image sizes (rgb8) in MP or as WxH; '' = none")
     p.add_argument("--clouds", default="60k,250k,500k,1M,2M", help="cloud sizes in points; '' = none")
-    p.add_argument("--reliability", default="best_effort,reliable")
+    p.add_argument("--reliability", default="best_effort,reliable", help="best_effort | reliable, comma-separated")
     p.add_argument("--transports", default="default,profile", help="default | profile | large_data, comma-separated")
     p.add_argument("--settle", type=float, default=6.0, help="seconds to wait after the last frame of a size")
     p.add_argument("--model-path", default="default")
