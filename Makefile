@@ -97,5 +97,11 @@ soak: setup
 faults: setup
 	$(PY) tools/fault_runs.py --out docs/results/fault_runs.json
 
+# issue 18: which image / cloud sizes reach the real encoders, per QoS and transport (~6 min;
+# defaults vs config/fastdds_large_frames.xml) -> docs/big_messages.json, docs/RELIABILITY.md "Big messages"
+.PHONY: bench-big
+bench-big: setup
+	$(PY) tools/bench_big_messages.py --out docs/big_messages.json
+
 clean:
 	rm -rf build $(VENV)
