@@ -45,6 +45,8 @@ DEFAULT_FILES = [
     "test/test_fuzz_reliability.py",
     "test/test_nodes_callback_fuzz.py",
     "test/test_nodes_internal_error.py",
+    "test/test_big_frames.py",
+    "test/test_bag_damage.py",
 ]
 
 
