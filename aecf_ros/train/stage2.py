@@ -69,6 +69,8 @@ def train_fusion(model: PerceptionModel, train: EmbeddingSet, cfg: Mapping, *, s
     """Train ``model.fusion`` + ``model.head`` in place. Returns the history dict.
 
     ``cfg``: ``epochs, batch_size, lr, weight_decay, objective`` (AECFObjective kwargs).
+    The fusion is told the training length (``set_training_length(epochs * steps per epoch)``),
+    so the AECF curriculum warm-up is ``warmup_fraction`` of this training whatever the data size.
     ``state`` resumes from a dict given earlier to ``on_epoch_end`` (epoch, optimiser,
     scheduler, RNG, curriculum step, history); ``on_epoch_end(state)`` is called on every rank
     after each epoch (the caller saves it on rank 0).
