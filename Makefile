@@ -18,7 +18,7 @@ PKG_SOURCES := CMakeLists.txt package.xml $(wildcard msg/*.msg) \
 
 .PHONY: setup demo test bench-ml bench-runtime soak clean help
 help:
-	@echo "make demo | make test | make test-repeat | make bench | make bench-gpu | make bench-ml | make bench-runtime | make soak | make faults | make clean"
+	@echo "make demo | make test | make test-repeat | make bench | make bench-gpu | make bench-ml | make bench-report | make bench-runtime | make soak | make faults | make clean"
 
 $(VENV)/.deps-stamp: requirements.txt tools/fix_wheel_cmake.py
 	test -x $(PY) || python3 -m venv $(VENV)
@@ -61,6 +61,15 @@ bench-ml: setup
 	$(PY) -m aecf_ros.cli benchmark --regimes dominant --threads 1 --no-progress --out docs/results & d=$$!; \
 	wait $$s && wait $$d && $(PY) -m aecf_ros.cli benchmark --summary-only --out docs/results
 
+# issue 19: regenerate every results.md / sweep.md from the results.json / sweep.json already in
+# docs/results (no training): the verdicts are recomputed from the per-seed figures
+.PHONY: bench-report
+bench-report: setup
+	$(PY) -m aecf_ros.cli benchmark --report-only --out docs/results
+	for regime in standard dominant; do \
+	  $(PY) -m aecf_ros.cli sweep --report-only --out docs/results/sweep/$$regime || exit 1; \
+	done
+
 .PHONY: bench-sweep
 bench-sweep: setup
 	for regime in standard dominant; do \
@@ -87,6 +96,12 @@ soak: setup
 .PHONY: faults
 faults: setup
 	$(PY) tools/fault_runs.py --out docs/results/fault_runs.json
+
+# issue 18: which image / cloud sizes reach the real encoders, per QoS and transport (~6 min;
+# defaults vs config/fastdds_large_frames.xml) -> docs/big_messages.json, docs/RELIABILITY.md "Big messages"
+.PHONY: bench-big
+bench-big: setup
+	$(PY) tools/bench_big_messages.py --out docs/big_messages.json
 
 clean:
 	rm -rf build $(VENV)

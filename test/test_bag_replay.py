@@ -21,6 +21,13 @@ LIDAR_TIMEOUT_S = 0.4
 CAMERA_TIMEOUT_S = 0.25
 FREEZE_WINDOW = (2.5, 4.5)
 BAG_START_S = float(BagSpec().start_s)  # make-bag's bag start
+TIMEOUTS_S = {"camera": CAMERA_TIMEOUT_S, "lidar": LIDAR_TIMEOUT_S, "text": 3.0}  # config/aecf.yaml
+# sim clocks of two processes (the fusion node, this listener) both follow the replayed /clock;
+# an embedding this listener saw more than DELIVERY_S before a tick has reached the node too
+DELIVERY_S = 0.08
+# the offline evaluator fuses a frame at its stamp; live it is fused once encoded (camera CNN on
+# a loaded core: up to ~0.3 s here), so live presence at T can equal offline presence at T - lag
+ENCODE_LAG_S = 0.35
 
 
 @pytest.fixture(scope="module")
@@ -58,8 +65,9 @@ def _replay_through_graph(bag, model_path, plan, env, embedding_modalities=()):
     into it with ``plan`` and record ``/aecf/prediction`` (and the embeddings of
     ``embedding_modalities``) on the replayed bag clock.
 
-    Returns (replayer, outputs [(sim s, {modality: present})], embeddings {modality: [(sim s,
-    stamp s)]}, graph log); asserts the replay itself ran without error.
+    Returns (replayer, outputs [(tick s, {modality: present})], embeddings {modality: [(sim s,
+    stamp s)]}, graph log); asserts the replay itself ran without error. An output's tick is the
+    node's own instant: header.stamp (newest fused sample) + that sample's age, both node clock.
     """
     import rclpy
     from rclpy.executors import SingleThreadedExecutor
@@ -85,9 +93,13 @@ def _replay_through_graph(bag, model_path, plan, env, embedding_modalities=()):
         def sim_now():
             return node.get_clock().now().nanoseconds / 1e9
 
-        node.create_subscription(
-            FusedPrediction, "/aecf/prediction",
-            lambda m: outputs.append((sim_now(), dict(zip(m.modalities, m.modality_present)))), QoSProfile(depth=50))
+        def on_prediction(m):
+            ages = [a for a, p in zip(m.modality_age_s, m.modality_present) if p]
+            stamp = m.header.stamp.sec + m.header.stamp.nanosec * 1e-9
+            tick = stamp + min(ages) if ages else sim_now()
+            outputs.append((tick, dict(zip(m.modalities, m.modality_present))))
+
+        node.create_subscription(FusedPrediction, "/aecf/prediction", on_prediction, QoSProfile(depth=50))
         for m in embedding_modalities:
             node.create_subscription(
                 ModalityEmbedding, f"/aecf/embedding/{m}",
@@ -131,13 +143,23 @@ def _replay_through_graph(bag, model_path, plan, env, embedding_modalities=()):
     return replayer, outputs, embeddings, log
 
 
+def absence_justified(modality, tick, embeddings):
+    """True when ``modality`` being absent at ``tick`` (bag s) is what the presence rule says for
+    the samples on the wire: no embedding of it stamped within its timeout of the tick had been
+    delivered by then (a frame late under CPU load, not a node that ignores a fresh sample)."""
+    timeout = TIMEOUTS_S[modality]
+    return not any(recv - BAG_START_S <= tick - DELIVERY_S and tick - (stamp - BAG_START_S) <= timeout
+                   for recv, stamp in embeddings[modality])
+
+
 def test_replay_through_graph_drops_lidar_in_the_window_and_matches_evaluate_bag(setup, ros_subprocess_env):
     from aecf_ros.apps.evaluate_bag import evaluate_bag, fusion_parameters
     from aecf_ros.model import load_model
 
     bag, model_path = setup
     plan = build_plan(drops=[f"lidar@{LIDAR_WINDOW[0]}-{LIDAR_WINDOW[1]}"])
-    replayer, outputs, _, log = _replay_through_graph(bag, model_path, plan, ros_subprocess_env)
+    replayer, outputs, embeddings, log = _replay_through_graph(
+        bag, model_path, plan, ros_subprocess_env, embedding_modalities=("camera", "lidar", "text"))
     assert replayer.stats.plan["dropped"]["lidar"] == 20
 
     start = BAG_START_S  # bag time = sim time
@@ -146,29 +168,37 @@ def test_replay_through_graph_drops_lidar_in_the_window_and_matches_evaluate_bag
     # starved fusion node misses some 10 Hz periods); presence and parity are checked below
     assert len(live) >= 0.6 * (DURATION_S - 0.7) / PERIOD_S, (len(outputs), log[-3000:])
 
-    # 1. lidar is absent exactly in the planned window, within timeout + one period
-    late = LIDAR_TIMEOUT_S + PERIOD_S + 0.05
+    # 1. lidar is absent exactly in the planned window: absent from A + timeout on (ticks are the
+    #    node's own instants), present outside it unless its frame was demonstrably late
     a, b = LIDAR_WINDOW
     for t, present in live:
-        if a + late <= t < b:
+        if a + LIDAR_TIMEOUT_S + 0.02 <= t < b:
             assert not present["lidar"], (t, present)
         elif t < a or t >= b + PERIOD_S + 0.05:
-            assert present["lidar"], (t, present)
-        if t >= 0.5:
-            assert present["text"], (t, present)
+            assert present["lidar"] or absence_justified("lidar", t, embeddings), (t, present)
+        assert present["text"] or absence_justified("text", t, embeddings), (t, present)
 
     # 2. evaluate-bag, same bag, plan and model, agrees on presence at every live output
     #    (the live timer's phase is arbitrary: compare with offline ticks within one period)
     ev = evaluate_bag(bag, plan, load_model(model_path, "cpu"), parameters=fusion_parameters(
         REPO / "config" / "aecf.yaml"), log=lambda *_: None)
     offline = [(tick.t, dict(zip(ev.modalities, tick.present))) for tick in ev.ticks]
-    mismatches = []
+    #    (the live timer's phase is arbitrary and a live frame is fused once encoded: compare with
+    #    offline ticks from ENCODE_LAG_S + one period before to one period after)
+    mismatches, late = [], 0
     for t, present in live:
-        near = [p for s, p in offline if abs(s - t) <= PERIOD_S + 0.02]
-        if near and present not in near:
+        near = [p for s, p in offline if t - PERIOD_S - ENCODE_LAG_S - 0.02 <= s <= t + PERIOD_S + 0.02]
+        if not near or present in near:
+            continue
+        # a sensor live saw absent while offline had it: only a frame that was late on the wire
+        explained = any(all(present[m] == p[m] or (p[m] and not present[m] and absence_justified(m, t, embeddings))
+                            for m in present) for p in near)
+        late += explained
+        if not explained:
             mismatches.append((round(t, 3), present, near))
-    # camera frames can arrive late under CPU load (15 Hz, 0.25 s timeout): allow a stray one
-    assert len(mismatches) <= max(1, len(live) // 50), mismatches[:5]
+    print(f"\n{len(live)} live outputs, {late} differ from offline only by a late frame")
+    # breaks if the live node and evaluate-bag apply different presence rules or drop plans
+    assert not mismatches, mismatches[:5]
 
 
 def test_frozen_camera_with_old_stamps_is_marked_absent_through_the_graph(setup, ros_subprocess_env):
@@ -191,17 +221,19 @@ def test_frozen_camera_with_old_stamps_is_marked_absent_through_the_graph(setup,
     assert len(frozen) >= 0.5 * 15 * (b - a - 0.3), (len(embeddings["camera"]), log[-3000:])
     assert all(stamp < a for _, stamp in frozen), frozen[:5]
 
-    late = CAMERA_TIMEOUT_S + PERIOD_S + 0.05
-    inside = [(t, p) for t, p in live if a + late <= t < b]
+    # absent from A + timeout on (ticks on the node's clock), though frozen copies keep arriving
+    inside = [(t, p) for t, p in live if a + CAMERA_TIMEOUT_S + 0.02 <= t < b]
     assert inside and not any(p["camera"] for _, p in inside), [(round(t, 2), p) for t, p in inside if p["camera"]]
-    # outside the window the camera is fused (15 Hz against a 0.25 s timeout: a frame late under
-    # CPU load may drop one output, as in the test above)
+    # outside the window the camera is fused, unless its frame was late on the wire (15 Hz against
+    # a 0.25 s timeout on 2 loaded cores); breaks if the freeze leaks outside its window
     outside = [(t, p) for t, p in live if t < a or t >= b + PERIOD_S + 0.05]
-    absent = [(round(t, 2), p) for t, p in outside if not p["camera"]]
-    assert len(absent) <= max(1, len(outside) // 50), absent[:5]
-    # present again soon after B: the first fresh frame is fused at the next tick
+    absent = [(round(t, 2), p) for t, p in outside if not p["camera"] and not absence_justified("camera", t, embeddings)]
+    assert not absent, absent[:5]
+    # present again after B: at the first tick after a fresh frame (stamped >= B) was delivered
+    fresh = [recv - BAG_START_S for recv, stamp in embeddings["camera"] if stamp - BAG_START_S >= b]
+    assert fresh, embeddings["camera"][-3:]
     back = [t for t, p in live if t >= b and p["camera"]]
-    assert back and back[0] < b + PERIOD_S + 0.15, back[:3]
+    assert back and back[0] <= fresh[0] + PERIOD_S + DELIVERY_S + 0.05, (back[:3], fresh[:3])
 
 
 def test_wait_for_a_topic_the_bag_does_not_publish_holds_the_bag_until_it_is_subscribed(tmp_path):

@@ -202,6 +202,10 @@ def _broken_bags(tmp_path, bags):
         f = truncated / data.name
         f.write_bytes(f.read_bytes()[: f.stat().st_size // 3])
         out[f"truncated {storage}"] = truncated
+        nothing = tmp_path / f"cut_to_nothing_{storage}"
+        shutil.copytree(src, nothing)
+        (nothing / data.name).write_bytes(data.read_bytes()[:64])
+        out[f"cut to nothing {storage}"] = nothing
         garbage = tmp_path / f"garbage_{storage}"
         shutil.copytree(src, garbage)
         (garbage / data.name).write_bytes(b"\0not a bag\0" * 1000)
@@ -230,7 +234,8 @@ def test_broken_bags_raise_bag_error_not_tracebacks(tmp_path, bags):
 @pytest.mark.parametrize("command", ["evaluate-bag", "replay"])
 def test_cli_reports_broken_bags_with_exit_code_and_no_traceback(tmp_path, bags, command):
     broken = _broken_bags(tmp_path, bags)
-    for what in ("truncated sqlite3", "garbage mcap", "no metadata", "missing"):
+    # a file cut short is read up to the cut (test_bag_damage.py); one cut before any message is not
+    for what in ("cut to nothing sqlite3", "garbage mcap", "no metadata", "missing"):
         extra = ["--model", "untrained"] if command == "evaluate-bag" else ["--preroll", "0", "--rate", "100"]
         env_cmd = [command, broken[what], *extra]
         proc = _cli(*env_cmd)
@@ -372,6 +377,6 @@ def test_evaluate_bag_skips_torn_messages_counts_them_and_finishes(tmp_path, bag
     proc = _cli("evaluate-bag", damaged, "--model", "untrained", "--json", out_json)
     assert proc.returncode == 0, proc.stderr
     doc = json.loads(out_json.read_text())
-    assert doc["undeserializable"] == {T.LIDAR_TOPIC: 2} and doc["truncated"] == ""
-    assert f"skipped 2 message(s) on {T.LIDAR_TOPIC}" in proc.stdout
+    assert doc["damaged_messages"] == {T.LIDAR_TOPIC: {"undeserializable": 2}} and doc["truncated"] == ""
+    assert f"{T.LIDAR_TOPIC}: skipped 2 undeserializable" in proc.stdout
     assert doc["overall"]["presence"]["lidar"] > 0.5  # the other 13 clouds are fused

@@ -474,3 +474,29 @@ def test_core_reexports_exactly_the_names_its_all_lists():
     assert [n for n in core.__all__ if not hasattr(core, n)] == []
     assert {"AECFusion", "CurriculumConfig", "AECFObjective", "PresencePlattScaler", "FUSION_METHODS"} <= set(core.__all__)
     assert not {"moddrop_mask", "presence_pattern_index", "FusionBase"} & set(core.__all__)
+
+
+# ----------------------------------------------------------------------------- uniform-mask control
+def _masked_by_rule(rule, n=4000, seed=0):
+    """Modalities removed per sample and per modality by one training forward of an AECFusion
+    whose gate leans hard on the camera (gate bias +6)."""
+    torch.manual_seed(seed)
+    fusion = AECFusion(DIMS, 16, gate_hidden=8, generator=torch.Generator().manual_seed(seed),
+                       curriculum=CurriculumConfig(rule=rule, min_rate=0.2, max_rate=0.8, warmup_steps=0))
+    fusion.set_gate_prior(bias={"camera": 6.0})
+    present = torch.ones(n, 3, dtype=torch.bool)
+    out = fusion.train()(_inputs(batch=n, seed=seed), present)
+    removed = (present & ~out.present).float()
+    return removed.sum(-1).mean().item(), removed.mean(0)
+
+
+def test_uniform_rule_masks_as_much_as_rank_but_ignores_the_gate():
+    # rank: mean rate (0.2 + 0.8) / 2 = 0.5 over the 2 droppable of 3 sensors -> 1.0 per sample,
+    # the camera (the gate's favourite) removed far more often than the others
+    rank_mean, rank_per = _masked_by_rule("rank")
+    uni_mean, uni_per = _masked_by_rule("uniform")
+    assert abs(rank_mean - 1.0) < 0.05 and abs(uni_mean - 1.0) < 0.05
+    assert rank_per[0] > 2 * rank_per[1:].max()
+    assert (uni_per.max() - uni_per.min()).item() < 0.04  # each sensor 1/3 of the removals
+    assert build_fusion("aecf_uniform_mask", DIMS).curriculum.rule == "uniform"
+    assert objective_flags("aecf_uniform_mask") == objective_flags("aecf")

@@ -1,5 +1,5 @@
-"""`aecf-ros benchmark` end to end on the tiny config (two regimes, ceiling, paired verdicts),
-the per-pattern ceiling's routing, and the paired-difference statistics. Real small models."""
+"""`aecf-ros benchmark` end to end on the tiny config (two regimes, per-pattern experts, paired
+verdicts), the per-pattern experts' routing, and the paired-difference statistics. Real small models."""
 from __future__ import annotations
 
 import json
@@ -9,11 +9,12 @@ import pytest
 import torch
 
 from aecf_ros.cli import main as cli_main
-from aecf_ros.train.ceiling import CEILING, PatternRouter, train_ceiling, with_pattern
+from aecf_ros.train.per_pattern_experts import (PER_PATTERN_EXPERTS, PatternRouter, train_per_pattern_experts,
+                                                with_pattern)
 from aecf_ros.train.config import load_config
 from aecf_ros.train.distributed import DistContext
 from aecf_ros.train.pipeline import embedding_only_model
-from aecf_ros.train.report import paired_ci, regime_targets, sensitivity
+from aecf_ros.train.report import paired_ci, regime_report, regime_targets, sensitivity
 from aecf_ros.train.scenarios import all_patterns
 from aecf_ros.train.stage2 import EmbeddingSet
 
@@ -44,13 +45,13 @@ def test_paired_ci_is_a_paired_t_interval():
     assert paired_ci([0.5], [0.4])["beats"] is False  # one seed proves nothing
 
 
-def test_ceiling_routes_every_row_to_the_model_of_its_pattern():
+def test_experts_route_every_row_to_the_model_of_its_pattern():
     cfg = load_config(TINY, ["stage2.epochs=2"])
     train, val, test = _set(200, 0), _set(64, 1), _set(96, 2)
     dims = {m: 6 for m in train.modalities}
     fresh = lambda method: embedding_only_model(cfg, train.modalities, dims, ["a", "b", "c", "d"], method)
-    res = train_ceiling(fresh, train, val, test, cfg, seed=0, dist=DistContext())
-    assert res["method"] == CEILING and set(res["evaluation"]["scenarios"]) >= {"full", "only_text", "drop_p0.5"}
+    res = train_per_pattern_experts(fresh, train, val, test, cfg, seed=0, dist=DistContext())
+    assert res["method"] == PER_PATTERN_EXPERTS and set(res["evaluation"]["scenarios"]) >= {"full", "only_text", "drop_p0.5"}
     # routing: rebuild a router from two specialists and check rows against each model alone
     models = {}
     for pattern in ((True, True, True), (False, False, True)):
@@ -63,14 +64,14 @@ def test_ceiling_routes_every_row_to_the_model_of_its_pattern():
     for i, pattern in enumerate(((True, True, True), (False, False, True), (True, True, True))):
         ref, _ = models[pattern]({m: e[i:i + 1] for m, e in emb.items()}, present[i:i + 1], curriculum=False)
         assert torch.allclose(logits[i], ref[0], atol=1e-6)
-    with pytest.raises(ValueError, match="no ceiling model"):
+    with pytest.raises(ValueError, match="no per-pattern expert"):
         router(emb, torch.tensor([[True, False, False]] * 3))
     imposed = with_pattern(train, (True, False, True))
     assert imposed.present[:, 1].any().item() is False and imposed.present[:, 0].all()
     assert len(all_patterns(3)) == 7
 
 
-def test_benchmark_runs_every_regime_with_the_ceiling_and_paired_targets(tmp_path):
+def test_benchmark_runs_every_regime_with_the_experts_and_paired_targets(tmp_path):
     out = tmp_path / "results"
     rc = cli_main(["benchmark", "--config", TINY, "--out", str(out), "--no-progress",
                    "--methods", "attention,moddrop,aecf", "--seeds", "0,1",
@@ -84,22 +85,24 @@ def test_benchmark_runs_every_regime_with_the_ceiling_and_paired_targets(tmp_pat
     for regime in ("plain", "dom"):
         data = json.loads((out / regime / "results.json").read_text())
         methods = {r["method"] for r in data["runs"]}
-        assert methods == {"attention", "moddrop", "aecf", CEILING}
+        assert methods == {"attention", "moddrop", "aecf", PER_PATTERN_EXPERTS}
         assert len({r["evaluation"]["mask_digest"] for r in data["runs"]}) == 1
         checks = {c["target"]: c["met"] for c in data["targets"]["checks"]}
         assert any("0.5 pp" in t for t in checks)
         if regime == "dom":
-            assert any("ceiling gap" in t for t in checks) and any("ModDrop" in t for t in checks)
+            assert any("ModDrop" in t for t in checks) and not any("ceiling" in t for t in checks)
         assert data["sensitivity"]["scenario"] == "drop_p0.5"
         assert (out / regime / "results.md").is_file() and (out / regime / "map_vs_drop.png").is_file()
         # the verdict is computed from the numbers: recompute one cell
         agg = data["aggregate"]
-        again = regime_targets(agg, ceiling=CEILING, discriminative=regime == "dom")
+        again = regime_targets(agg, discriminative=regime == "dom")
         assert again["per_scenario"]["drop_p0.5"]["diff_pp"] == pytest.approx(
             data["targets"]["per_scenario"]["drop_p0.5"]["diff_pp"])
         again_sens = sensitivity(agg)
         assert again_sens["moddrop_minus_attention_pp"]["mean"] == pytest.approx(
             data["sensitivity"]["moddrop_minus_attention_pp"]["mean"])
+        # results.md is what --report-only renders from results.json alone
+        assert (out / regime / "results.md").read_text() == regime_report(data, regime)["markdown"]
     # the summary can be rebuilt from the regimes' results.json alone (parallel regime runs)
     (out / "results.md").unlink()
     rc = cli_main(["benchmark", "--config", TINY, "--out", str(out), "--summary-only",

@@ -43,6 +43,10 @@ DEFAULT_FILES = [
     "test/test_bag_launch.py",
     "test/test_reliability_catalogue.py",
     "test/test_fuzz_reliability.py",
+    "test/test_nodes_callback_fuzz.py",
+    "test/test_nodes_internal_error.py",
+    "test/test_big_frames.py",
+    "test/test_bag_damage.py",
 ]
 
 

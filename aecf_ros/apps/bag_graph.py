@@ -16,8 +16,9 @@ Messages wait until the next fusion tick, then go through THE encoder data path
 message whose conversion, encoding or embedding check fails publishes nothing, so the fusion
 keeps the sensor's previous embedding until that one's timeout, exactly as live.
 
-Damage is counted, never fatal: a message that cannot be deserialized is skipped and counted
-per topic; damage to the file itself ends the run there (``truncated`` says where).
+Damage is counted, never fatal (``bag/damage.py``, the rule replay applies too): a message that
+cannot be deserialized or is all zero is skipped and counted per topic and reason; damage to the
+file itself ends the run there (``damage.truncated`` says where).
 """
 from __future__ import annotations
 
@@ -29,7 +30,8 @@ from typing import Any, Callable, Mapping, Optional
 import numpy as np
 
 from aecf_ros import graph as T
-from aecf_ros.bag.bag_io import BagError, BagReader, deserialize
+from aecf_ros.bag.bag_io import BagError, BagReader
+from aecf_ros.bag.damage import BagDamage, DamageFilter
 from aecf_ros.bag.schedule import plan_topics_missing, planned_messages
 from aecf_ros.runtime.drop_plan import DropPlan, PlanApplier
 from aecf_ros.runtime.inputs import MODALITY_INPUTS
@@ -72,10 +74,8 @@ class BagRun:
     input_drops: dict = field(default_factory=dict)
     plan_counters: dict = field(default_factory=dict)
     ground_truth_dropped: int = 0  # ground-truth messages that could not be read (logged once)
-    #: topic -> messages that could not be deserialized (a torn write, zeroed bytes): skipped, counted
-    undeserializable: dict = field(default_factory=dict)
-    #: the reader's error when the bag file ends in damage (read up to it); '' = read to its end
-    truncated: str = ""
+    #: damaged messages skipped (topic -> reason -> count) and where a damaged file stopped the read
+    damage: BagDamage = field(default_factory=BagDamage)
     #: sensor -> input_format() -> messages of that layout
     formats: dict = field(default_factory=dict)
     #: sensor topics the bag has (sensor -> topic)
@@ -189,31 +189,18 @@ class BagGraph:
                     truth = truth_queue.pop(0)
                 on_tick(now_ns, truth)
 
-            def readable(items):
-                """The bag's messages up to any damage of the file itself (a truncated recording
-                is read up to where it breaks, and the run says so)."""
-                try:
-                    yield from items
-                except BagError as exc:
-                    run.truncated = str(exc)
-                    log(f"warning: {exc}; read up to the damage")
-
+            damage = DamageFilter(log, run.damage)
             wanted = list(topic_sensor) + ([ground_truth_topic] if gt is not None else [])
             applier = PlanApplier(self.plan)
             with torch.inference_mode():
-                for item in planned_messages(readable(bag.messages(wanted)), self.plan, info.start_ns, applier):
+                for item in planned_messages(damage.readable(bag.messages(wanted)), self.plan, info.start_ns, applier):
                     if on_message is not None:
                         on_message()
                     while next_tick < item.time_ns:
                         tick(next_tick)
                         next_tick += self.period_ns
-                    try:
-                        msg = deserialize(item.data, item.msgtype)
-                    except BagError as exc:  # one torn message: counted per topic, the bag goes on
-                        n = run.undeserializable.get(item.topic, 0) + 1
-                        run.undeserializable[item.topic] = n
-                        if n == 1:
-                            log(f"warning: {item.topic}: skipping messages that cannot be deserialized ({exc})")
+                    msg = damage.message(item.topic, item.msgtype, item.data)
+                    if msg is None:  # a torn or zeroed message: counted per topic, the bag goes on
                         continue
                     if item.topic == ground_truth_topic:
                         try:
@@ -232,6 +219,8 @@ class BagGraph:
                     except (AttributeError, TypeError):
                         formats[sensor]["malformed"] += 1
                     pending[sensor].append((item.time_ns, item.msgtype, msg))
+                if run.damage.truncated:  # the bag ends where its file is damaged: no ticks past what was read
+                    run.end_ns = max(run.start_ns, run.damage.truncated_after_ns or run.start_ns)
                 while next_tick <= run.end_ns:
                     tick(next_tick)
                     next_tick += self.period_ns

@@ -61,8 +61,10 @@ class BagReport:
     skipped: dict = field(default_factory=dict)
     #: sensor -> reason -> inputs dropped (conversion, checks, the fusion's own staleness rules)
     input_drops: dict = field(default_factory=dict)
-    undeserializable: dict = field(default_factory=dict)
-    truncated: str = ""
+    #: topic -> reason (bag/damage.py: undeserializable, zeroed) -> messages skipped
+    damaged_messages: dict = field(default_factory=dict)
+    truncated: str = ""  # the damage that stopped the read of a damaged bag file ('' = read to its end)
+    truncated_after_ns: Optional[int] = None  # bag time of the last message read before it
     #: sensor -> message layout -> count (bags of one dataset must agree)
     formats: dict = field(default_factory=dict)
     topics: dict = field(default_factory=dict)
@@ -173,8 +175,8 @@ def extract_bag(job: BagJob, log: Callable[[str], None] = print) -> BagReport:
     finally:
         if bar is not None:
             bar.close()
-    if run.truncated and not job.allow_truncated:
-        raise DatasetError(f"{job.path}: the bag file is damaged ({run.truncated}); repair it (ros2 bag reindex) "
+    if run.damage.truncated and not job.allow_truncated:
+        raise DatasetError(f"{job.path}: the bag file is damaged ({run.damage.truncated}); repair it (ros2 bag reindex) "
                            f"or pass --allow-truncated to keep the samples before the damage")
     if track is None and not run.has_truth:
         raise DatasetError(f"{job.path}: {job.ground_truth_topic} is not a ground-truth topic; give --labels")
@@ -182,7 +184,9 @@ def extract_bag(job: BagJob, log: Callable[[str], None] = print) -> BagReport:
     report.samples, report.duration_s = n, run.duration_s
     report.skipped = skipped
     report.input_drops = {m: {r: c for r, c in d.items() if c} for m, d in run.input_drops.items()}
-    report.undeserializable, report.truncated = dict(run.undeserializable), run.truncated
+    damage = run.damage.as_dict()
+    report.damaged_messages, report.truncated = damage["messages"], damage["truncated"]
+    report.truncated_after_ns = damage["truncated_after_ns"]
     report.formats, report.topics = run.formats, run.topics
     if run.ground_truth_dropped:
         report.skipped["ground_truth_unreadable_msgs"] = run.ground_truth_dropped

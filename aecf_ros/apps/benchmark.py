@@ -9,6 +9,9 @@ split under every scenario with the same masks (``evaluate.scenario_seed``).
 Writes to ``--out`` (default ``docs/results``): ``results.md`` (tables + a verdict computed from
 the numbers), ``results.json`` (every run + aggregates), ``map_vs_drop.png``,
 ``reliability.png``, ``gate_weights.png``. ``make bench-ml`` runs it with config/train.yaml.
+``results.md`` is rendered from ``results.json`` alone (:func:`aecf_ros.train.report.regime_report`),
+so ``--report-only`` (``make bench-report``) regenerates every regime's text and the summary from
+the JSON already there, with no training.
 """
 from __future__ import annotations
 
@@ -29,6 +32,9 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--summary-only", action="store_true",
                         help="rebuild --out/results.md from the regimes' results.json already there "
                              "(e.g. after running regimes in parallel processes)")
+    parser.add_argument("--report-only", action="store_true",
+                        help="regenerate every regime's results.md and --out/results.md from the "
+                             "results.json already there (no training, no plots)")
     add_common_arguments(parser)
 
 
@@ -37,6 +43,8 @@ def run(args) -> int:
     from aecf_ros.train import report
 
     t_start = time.perf_counter()
+    if getattr(args, "report_only", False):
+        return report_only(args)
     extra = []
     if args.methods:
         extra.append(f"benchmark.methods=[{args.methods}]")
@@ -70,56 +78,89 @@ def run(args) -> int:
             if not path.is_file():
                 print(f"--summary-only: {path} missing (run that regime first)", file=sys.stderr)
                 return 2
-            summary[name] = regime_summary(json.loads(path.read_text()), regime or {})
+            summary[name] = regime_summary(json.loads(path.read_text()), regime or {}, name)
         total = sum(r["seconds"] for r in summary.values())
         (out_dir / "results.md").write_text(report.summary_markdown(summary, total, cfg))
         print(f"[bench] rebuilt {out_dir}/results.md from {', '.join(summary)}")
         return 0
     for name, regime in regimes.items():
-        rcfg = merge_config(cfg, {"data": {"scene": dict((regime or {}).get("scene") or {})}})
+        override = {"data": {"scene": dict((regime or {}).get("scene") or {})}}
+        if (regime or {}).get("moddrop_p") is not None:  # ModDrop tuned per regime on validation
+            override["model"] = {"fusion": {"moddrop_p": float(regime["moddrop_p"])}}
+        rcfg = merge_config(cfg, override)
         print(f"[bench] regime {name}: scene overrides {rcfg['data']['scene'] or 'none'}", flush=True)
         summary[name] = run_regime(rcfg, args, dist, out_dir / name, name,
                                    discriminative=bool((regime or {}).get("discriminative", False)),
-                                   about=str((regime or {}).get("about", "")))
+                                   about=str((regime or {}).get("about", "")),
+                                   tuning=str((regime or {}).get("moddrop_tuning", "")))
     total = time.perf_counter() - t_start
     (out_dir / "results.md").write_text(report.summary_markdown(summary, total, cfg))
     print(f"[bench] wrote {out_dir}/results.md and per-regime folders in {total:.1f}s")
     return 0
 
 
-def _nan(obj):
-    """results.json stores NaN as null (``report.nan_safe``): turn them back into NaN."""
-    if obj is None:
-        return float("nan")
-    if isinstance(obj, dict):
-        return {k: _nan(v) for k, v in obj.items()}
-    if isinstance(obj, list):
-        return [_nan(v) for v in obj]
-    return obj
+def regime_render(payload: dict, regime: dict, name: str | None = None) -> dict:
+    """:func:`aecf_ros.train.report.regime_report` of one regime's written results.json; a JSON
+    written before the ``regime`` key existed takes the regime's flags from the config."""
+    from aecf_ros.train import report
+
+    payload = {**payload, "regime": {"name": name, "discriminative": bool(regime.get("discriminative", False)),
+                                     "about": str(regime.get("about", "")), **(payload.get("regime") or {})}}
+    return report.regime_report(payload, name)
 
 
-def regime_summary(payload: dict, regime: dict) -> dict:
-    """The summary entry of one regime from its written results.json."""
-    payload = {k: (_nan(v) if k in ("targets", "sensitivity", "aggregate") else v)
-               for k, v in payload.items()}
-    agg = payload["aggregate"]
-    return {"targets": payload["targets"], "sensitivity": payload["sensitivity"],
-            "seconds": float(payload["meta"]["timing"]["total"]),
-            "discriminative": bool(regime.get("discriminative", False)),
-            "about": str(regime.get("about", "")), "agg": agg,
-            "headline": {m: {s: agg[m][s]["map"] for s in ("full", "drop_p0.5", "drop_p0.7") if s in agg[m]}
-                         for m in agg}}
+def regime_summary(payload: dict, regime: dict, name: str | None = None) -> dict:
+    """The summary entry of one regime from its written results.json (recomputed from its runs)."""
+    return regime_render(payload, regime, name)["summary"]
 
 
-def run_regime(cfg, args, dist, out_dir: Path, name: str, *, discriminative: bool, about: str) -> dict:
-    """Every method x seed (+ the per-pattern ceiling) on one regime's embeddings; writes
+def report_only(args) -> int:
+    """``--report-only``: every configured regime's results.md (+ the summary) from its results.json."""
+    from aecf_ros.apps.train import config_from_args
+    from aecf_ros.train import report
+
+    extra = [f"benchmark.only_regimes=[{args.regimes}]"] if getattr(args, "regimes", None) else []
+    try:
+        cfg = config_from_args(args, extra)
+    except (ValueError, FileNotFoundError) as exc:
+        print(f"aecf-ros benchmark: {exc}", file=sys.stderr)
+        return 2
+    out_dir = Path(args.out)
+    regimes = dict(cfg["benchmark"].get("regimes") or {"standard": {}})
+    only = cfg["benchmark"].get("only_regimes")
+    if only:
+        regimes = {k: v for k, v in regimes.items() if k in only}
+    summary, first = {}, None
+    for name, regime in regimes.items():
+        path = out_dir / name / "results.json"
+        if not path.is_file():
+            print(f"--report-only: {path} missing (run that regime first)", file=sys.stderr)
+            return 2
+        payload = json.loads(path.read_text())
+        first = first or payload
+        rep = regime_render(payload, regime or {}, name)
+        summary[name] = rep["summary"]
+        (out_dir / name / "results.md").write_text(rep["markdown"])
+        print(f"[bench] regenerated {out_dir / name / 'results.md'} from its results.json")
+    total = sum(r["seconds"] for r in summary.values())
+    run_cfg = {**cfg, "benchmark": {**cfg["benchmark"], "seeds": first["config"]["benchmark"]["seeds"]},
+               "cache_dir": first["config"].get("cache_dir", cfg["cache_dir"])}
+    (out_dir / "results.md").write_text(report.summary_markdown(summary, total, run_cfg,
+                                                                " (sum of the regimes' run times)"))
+    print(f"[bench] regenerated {out_dir}/results.md from {', '.join(summary)}")
+    return 0
+
+
+def run_regime(cfg, args, dist, out_dir: Path, name: str, *, discriminative: bool, about: str,
+               tuning: str = "") -> dict:
+    """Every method x seed (+ the per-pattern experts) on one regime's embeddings; writes
     ``out_dir/{results.md, results.json, *.png}`` and returns the regime's targets."""
     from aecf_ros.apps.train import format_command
     from aecf_ros.train import report
-    from aecf_ros.train.ceiling import CEILING, train_ceiling
+    from aecf_ros.train.per_pattern_experts import PER_PATTERN_EXPERTS, enabled, train_per_pattern_experts
     from aecf_ros.train.pipeline import (build_untrained, embedding_only_model, environment_info,
                                          run_methods)
-    from aecf_ros.train.stage1 import cache_path, prepare_embeddings, split_set
+    from aecf_ros.train.stage1 import cache_path, final_test_set, prepare_embeddings, split_set
 
     t_start = time.perf_counter()
     out_dir.mkdir(parents=True, exist_ok=True)
@@ -134,26 +175,26 @@ def run_regime(cfg, args, dist, out_dir: Path, name: str, *, discriminative: boo
     cache = prepare_embeddings(model, cfg, dist=dist, progress=progress)
     stage1_s = time.perf_counter() - t0
     train, val, test = (split_set(cache, s, model.modalities) for s in ("train", "val", "test"))
+    final = final_test_set(model, cfg)
+    if final is not None:  # the reported split; data.seed's test range is the development split
+        test = final
     t1 = time.perf_counter()
     runs = run_methods(lambda method: model, train, val, test, cfg, methods, seeds, dist=dist,
                        progress=progress)
-    if cfg["benchmark"].get("ceiling", True):
+    with_experts = enabled(cfg["benchmark"])
+    if with_experts:
         def fresh(method):
             return embedding_only_model(cfg, model.modalities, model.embedding_dims,
                                         model.class_names, method).to(dist.device)
         for seed in seeds:
-            res = train_ceiling(fresh, train, val, test, cfg, seed, dist=dist)
+            res = train_per_pattern_experts(fresh, train, val, test, cfg, seed, dist=dist)
             ev = res["evaluation"]["scenarios"]
-            print(f"[bench] {CEILING:20s} seed {seed}: full mAP {ev['full']['map']:.4f}  p0.5 mAP "
+            print(f"[bench] {PER_PATTERN_EXPERTS:20s} seed {seed}: full mAP {ev['full']['map']:.4f}  p0.5 mAP "
                   f"{ev['drop_p0.5']['map']:.4f}  ({res['seconds']:.1f}s)", flush=True)
             runs.append(res)
     stage2_s = time.perf_counter() - t1
     digests = {r["evaluation"]["mask_digest"] for r in runs}
     assert len(digests) == 1, "scenario masks differ between runs"
-    agg = report.aggregate(runs)
-    ver = report.verdict({k: v for k, v in agg.items() if k != CEILING})
-    tgt = report.regime_targets(agg, ceiling=CEILING, discriminative=discriminative)
-    sens = report.sensitivity(agg)
     total = time.perf_counter() - t_start
     st1 = cache.get("stage1", {})
     meta = {
@@ -164,7 +205,14 @@ def run_regime(cfg, args, dist, out_dir: Path, name: str, *, discriminative: boo
             "data": f"generated scenes, stream seed {cfg['data']['seed']}, scene overrides "
                     f"{cfg['data']['scene'] or 'none'}: {cfg['data']['n_encoder']} "
                     f"encoder-training / {cfg['data']['n_train']} fusion-training / "
-                    f"{cfg['data']['n_val']} validation / {cfg['data']['n_test']} test scenes (disjoint)",
+                    f"{cfg['data']['n_val']} validation / {cfg['data']['n_test']} development scenes (disjoint)",
+            "test split": (f"FINAL: {len(test)} scenes of stream seed {test.meta['stream_seed']}, never used "
+                           "to design or choose anything (regimes, AECF defaults and sweeps used "
+                           "train/validation and the development split)" if final is not None else
+                           "the development split (benchmark.final_test not configured)"),
+            "tuning": (f"ModDrop p = {cfg['model']['fusion'].get('moddrop_p')}: {tuning}. AECF: the "
+                       "library defaults (CurriculumConfig/AECFObjective), chosen by the same sweep"
+                       if tuning else f"ModDrop p = {cfg['model']['fusion'].get('moddrop_p')} (config)"),
             "encoders": f"camera {cfg['model'].get('camera') or 'default'}, lidar "
                         f"{cfg['model'].get('lidar') or 'default'} trained once in stage 1 "
                         f"({cfg['stage1']['epochs']} epochs, seed {cfg['stage1'].get('seed', 0)}); "
@@ -182,13 +230,6 @@ def run_regime(cfg, args, dist, out_dir: Path, name: str, *, discriminative: boo
                    "stage 2, all runs": stage2_s, "total": total,
                    "stage 1 as originally measured when the cache was built": st1.get("seconds", float("nan"))},
     }
-    written = report.plots(agg, runs, out_dir, model.modalities)
-    cal_modes = report.calibration_modes([r for r in runs if r["method"] != CEILING])
-    diag = report.training_diagnostics(runs)
-    body = report.markdown(agg, ver, meta, cal_modes, diag)
-    head = "\n".join(report.targets_markdown(name, tgt, sens))
-    (out_dir / "results.md").write_text(body.replace("## Setup", "## Targets (paired over seeds)\n\n"
-                                                     + head + "\n## Setup", 1))
     slim = []
     for r in runs:
         r = dict(r)
@@ -197,14 +238,19 @@ def run_regime(cfg, args, dist, out_dir: Path, name: str, *, discriminative: boo
                 k: {kk: vv for kk, vv in v.items() if kk != "reliability"}
                 for k, v in r["evaluation"]["scenarios"].items()}}
         slim.append(r)
-    payload = {"config": cfg, "meta": meta, "verdict": ver, "targets": tgt, "sensitivity": sens,
-               "aggregate": agg, "runs": slim, "calibration_modes": cal_modes,
-               "training_diagnostics": diag, "cache": str(cache_path(cfg)), "stage1_history": st1}
+    payload = {"config": cfg, "meta": meta, "regime": {"name": name, "discriminative": discriminative, "about": about},
+               "runs": slim, "cache": str(cache_path(cfg)), "stage1_history": st1}
+    # everything derived (verdict, targets, text) is computed from the JSON as written, so
+    # ``--report-only`` regenerates the same results.md from results.json
+    rep = report.regime_report(json.loads(json.dumps(report.nan_safe(payload), default=float)), name)
+    agg, tgt = rep["aggregate"], rep["targets"]
+    payload.update({k: rep[k] for k in ("verdict", "targets", "sensitivity", "aggregate", "calibration_modes",
+                                        "training_diagnostics")})
+    written = report.plots(agg, runs, out_dir, model.modalities)
     (out_dir / "results.json").write_text(json.dumps(report.nan_safe(payload), indent=1, default=float))
+    (out_dir / "results.md").write_text(rep["markdown"])
     print("\n".join([f"[bench] {name} targets:"] + [
-        f"  {'met' if c['met'] else 'NOT met'}: {c['target']} ({c['detail']})" for c in tgt["checks"]]))
+        f"  {c['status']}: {c['target']} ({c['detail']})" for c in tgt["checks"]]))
     print(f"[bench] wrote {out_dir}/results.md, results.json, {', '.join(written)} in {total:.1f}s")
-    return {"targets": tgt, "sensitivity": sens, "seconds": total, "discriminative": discriminative,
-            "about": about, "agg": agg, "methods": methods + ([CEILING] if cfg["benchmark"].get("ceiling", True) else []),
-            "headline": {m: {s: agg[m][s]["map"] for s in ("full", "drop_p0.5", "drop_p0.7") if s in agg[m]}
-                         for m in agg}}
+    return {**rep["summary"], "seconds": total,
+            "methods": methods + ([PER_PATTERN_EXPERTS] if with_experts else [])}

@@ -33,9 +33,10 @@ import numpy as np
 
 from aecf_ros import graph as T
 from aecf_ros.apps.bag_samples import BagJob, DatasetError
+from aecf_ros.bag.damage import BagDamage
 from aecf_ros.data.dataset_files import GAP
 
-SAMPLER_VERSION = 1  # bump when what a shard holds changes: old shards are then re-extracted
+SAMPLER_VERSION = 2  # bump when what a shard holds changes: old shards are then re-extracted
 #: files of a bag directory that are not the recording (they do not change the content hash)
 NOT_RECORDING = ("labels.csv", "classes.txt")
 
@@ -141,14 +142,18 @@ def class_names_for(bags: list[Path], labels: list[Optional[str]], args) -> tupl
 
 
 def _topic_class_names(bag: Path, topic: str) -> list[str]:
-    from aecf_ros.bag.bag_io import BagError, BagReader, deserialize
+    """The class names of the first readable ground-truth message (damaged ones are skipped by the
+    rule of bag/damage.py; the extraction counts them)."""
+    from aecf_ros.bag.bag_io import BagError, BagReader
+    from aecf_ros.bag.damage import DamageFilter
     from aecf_ros.sim.scene_msgs import GROUND_TRUTH_STATUS_NAME, SCENE_INDEX_KEY
 
+    damage = DamageFilter(log=lambda line: None)  # counted and reported by the extraction itself
     try:
         with BagReader(bag) as reader:
-            for item in reader.messages([topic]):
-                msg = deserialize(item[3], item[1])
-                for status in msg.status:
+            for item in damage.readable(reader.messages([topic])):
+                msg = damage.message(item[0], item[1], item[3])
+                for status in msg.status if msg is not None else ():
                     if status.name == GROUND_TRUTH_STATUS_NAME:
                         return [kv.key for kv in status.values if kv.key != SCENE_INDEX_KEY]
     except BagError as exc:
@@ -370,10 +375,9 @@ def _print_reports(reports: list[dict], names: list[str], class_names: list[str]
             drops = rep["input_drops"].get(m) or {}
             if drops:
                 print(f"    {m} inputs dropped: " + ", ".join(f"{r} {n}" for r, n in sorted(drops.items())))
-        for topic, n in sorted(rep["undeserializable"].items()):
-            print(f"    {topic}: {n} message(s) could not be deserialized (skipped)")
-        if rep["truncated"]:
-            print(f"    damaged file: samples up to the damage ({rep['truncated']})")
+        damage = BagDamage(rep["damaged_messages"], rep["truncated"], rep["truncated_after_ns"])
+        for line in damage.summary_lines(rep["start_ns"]):
+            print(f"    {line}")
         unseen = [c for c, k in zip(class_names, rep["positives"]) if not k]
         if unseen and len(unseen) < len(class_names):
             print(f"    classes never labelled in this bag: {', '.join(unseen)}")

@@ -30,6 +30,7 @@ import numpy as np
 from aecf_ros import graph as T
 from aecf_ros.apps.bag_graph import GROUND_TRUTH_TYPE, BagGraph, settings_from_parameters  # noqa: F401
 from aecf_ros.bag.bag_io import BagError
+from aecf_ros.bag.damage import BagDamage
 from aecf_ros.runtime.drop_plan import DropPlan, DropPlanError, add_plan_arguments, plan_from_args
 
 
@@ -109,10 +110,9 @@ class Evaluation:
     plan_counters: dict = field(default_factory=dict)
     has_truth: bool = False
     ground_truth_dropped: int = 0  # ground-truth messages that could not be read (logged)
-    #: topic -> messages that could not be deserialized (a torn write, zeroed bytes): skipped, counted
-    undeserializable: dict = field(default_factory=dict)
-    #: the reader's error when the bag file ends in damage (read up to it); '' = read to its end
-    truncated: str = ""
+    #: damaged messages skipped (topic -> reason -> count) and where a damaged file stopped the read
+    damage: BagDamage = field(default_factory=BagDamage)
+    start_ns: int = 0  # the bag's first message (tick times count from it)
     wall_s: float = 0.0
 
 
@@ -162,8 +162,8 @@ def evaluate_bag(path: str | Path, plan: DropPlan, model, model_name: str = "mod
     result = Evaluation(str(path), model_name, modalities, list(model.class_names), plan, graph.rate_hz,
                         dict(parameters), run.duration_s, ticks=ticks, input_drops=run.input_drops,
                         plan_counters=run.plan_counters, has_truth=run.has_truth or track is not None,
-                        ground_truth_dropped=run.ground_truth_dropped, undeserializable=run.undeserializable,
-                        truncated=run.truncated)
+                        ground_truth_dropped=run.ground_truth_dropped, damage=run.damage,
+                        start_ns=run.start_ns)
     result.wall_s = time.perf_counter() - wall0
     return result
 
@@ -226,8 +226,11 @@ def report(ev: Evaluation) -> dict:
         "duration_s": ev.duration_s,
         "has_ground_truth": ev.has_truth,
         "ground_truth_dropped": ev.ground_truth_dropped,
-        "undeserializable": dict(ev.undeserializable),
-        "truncated": ev.truncated,
+        # bag/damage.py: topic -> reason (undeserializable, zeroed) -> messages skipped
+        "damaged_messages": ev.damage.as_dict()["messages"],
+        "truncated": ev.damage.truncated,
+        "truncated_after_s": (None if ev.damage.truncated_after_ns is None
+                              else (ev.damage.truncated_after_ns - ev.start_ns) / 1e9),
         "overall": _phase_metrics(ev.ticks, ev.modalities, threshold, ev.has_truth),
         "phases": phases,
         "plan_counters": ev.plan_counters,
@@ -386,10 +389,8 @@ def run(args) -> int:
         if ev.has_truth:
             line += f" {_fmt(ph.get('macro_map'))} {_fmt(ph.get('micro_f1'))}"
         print(line)
-    for topic, n in sorted(ev.undeserializable.items()):
-        print(f"  skipped {n} message(s) on {topic} that cannot be deserialized")
-    if ev.truncated:
-        print(f"  bag damaged: evaluated up to the damage ({ev.truncated})")
+    for line in ev.damage.summary_lines(ev.start_ns):
+        print(f"  {line}")
     for m in ev.modalities:
         dropped = {r: n for r, n in ev.input_drops.get(m, {}).items() if n}
         if dropped:

@@ -1,8 +1,10 @@
 """`aecf-ros replay BAG`: publish a bag on its recorded schedule, with a sensor drop plan and /clock.
 
 Like ``ros2 bag play --clock`` (which is not installable here), plus the drop plan of
-``aecf_ros.runtime.drop_plan``: messages are published as the stored CDR bytes, never deserialised
-(a frozen copy with ``:restamp`` gets its header stamp patched in the bytes). ``/clock``
+``aecf_ros.runtime.drop_plan``: messages are published as the stored CDR bytes (a frozen copy
+with ``:restamp`` gets its header stamp patched in the bytes). Each is deserialised first, only to
+apply the damage rule every bag tool shares (``bag/damage.py``: a torn or zeroed message is
+skipped and counted per topic; a damaged file is played up to the damage). ``/clock``
 (rosgraph_msgs/Clock) carries bag time, so nodes started with ``use_sim_time:=true`` judge
 message ages exactly as they were recorded, at any ``--rate``.
 
@@ -21,6 +23,7 @@ from pathlib import Path
 from typing import Callable, Sequence
 
 from aecf_ros.bag.bag_io import BagError, BagReader, message_class
+from aecf_ros.bag.damage import BagDamage, DamageFilter
 from aecf_ros.runtime.drop_plan import DropPlan, DropPlanError, PlanApplier, add_plan_arguments, plan_from_args
 from aecf_ros.bag.schedule import plan_topics_missing, planned_messages
 from aecf_ros.graph import CLOCK_TOPIC
@@ -34,6 +37,10 @@ class ReplayStats:
     interrupted: bool = False
     bag_seconds: float = 0.0
     wall_seconds: float = 0.0
+    #: damaged messages not published (topic -> reason -> count, all loops) and where a damaged
+    #: file ended the playback (``damage.truncated``)
+    damage: BagDamage = field(default_factory=BagDamage)
+    start_ns: int = 0  # the bag's first message
 
 
 class BagReplayer:
@@ -46,7 +53,7 @@ class BagReplayer:
                  start_offset_s: float = 0.0, loop: bool = False, clock: bool = True,
                  clock_hz: float = 100.0, topics: Sequence[str] | None = None, skip_unknown: bool = False,
                  delay_s: float = 1.0, wait_for: Sequence[str] = (), wait_timeout_s: float = 30.0,
-                 context=None, node_name: str = "aecf_bag_replay",
+                 check_messages: bool = True, context=None, node_name: str = "aecf_bag_replay",
                  log: Callable[[str], None] = lambda line: print(line, file=sys.stderr)):
         if not rate > 0:
             raise ValueError(f"--rate must be > 0, got {rate}")
@@ -64,6 +71,10 @@ class BagReplayer:
         self.stop = threading.Event()
         self.applier = PlanApplier(self.plan)
         self.stats = ReplayStats()
+        # deserializing costs ~0.1-7 ms a message (docs/RELIABILITY.md "Damaged bags"); without the
+        # check a torn message reaches the subscribers, whose deserialization then fails
+        self.check_messages = bool(check_messages)
+        self.damage = DamageFilter(log, self.stats.damage)
 
     # -- set-up ---------------------------------------------------------------------------------
     def _select_topics(self, info) -> dict[str, str]:
@@ -99,6 +110,7 @@ class BagReplayer:
 
         with BagReader(self.path) as bag:
             info = bag.info()
+            self.stats.start_ns = info.start_ns
             selected = self._select_topics(info)
             for modality in plan_topics_missing(self.plan, list(selected)):
                 self.log(f"warning: the plan acts on {modality} but none of its topics "
@@ -157,8 +169,10 @@ class BagReplayer:
             wall_start = time.monotonic()
             next_clock = wall_start
             last_ns = first_ns
-            for item in planned_messages(bag.messages(list(pubs)), self.plan, info.start_ns, self.applier,
-                                         self.start_offset_s):
+            for item in planned_messages(self.damage.readable(bag.messages(list(pubs))), self.plan, info.start_ns,
+                                         self.applier, self.start_offset_s):
+                if self.check_messages and self.damage.message(item.topic, item.msgtype, item.data) is None:
+                    continue  # torn or zeroed: counted in stats.damage, never published
                 target = wall_start + (item.time_ns - first_ns) / 1e9 / self.rate
                 while True:
                     now = time.monotonic()
@@ -199,6 +213,9 @@ def add_arguments(parser) -> None:
                              "a matched one; any other topic, e.g. /dropout/...: one seen in the graph)")
     parser.add_argument("--wait-timeout", type=float, default=30.0, metavar="S",
                         help="give up (exit 1) after S seconds of --wait-for (default 30)")
+    parser.add_argument("--no-message-check", action="store_true",
+                        help="publish the stored bytes without deserializing them first (saves up to a few ms "
+                             "a message; a torn or zeroed message is then published, not skipped and counted)")
     parser.add_argument("--skip-unknown", action="store_true",
                         help="skip topics whose message type has no Python package here (default: error)")
     parser.add_argument("--params", action="append", default=None, metavar="PARAMS_FILE",
@@ -218,7 +235,8 @@ def run(args) -> int:
         replayer = BagReplayer(args.bag, plan, rate=args.rate, start_offset_s=args.start_offset, loop=args.loop,
                                clock=not args.no_clock, clock_hz=args.clock_hz, topics=args.topics,
                                skip_unknown=args.skip_unknown, delay_s=args.preroll, wait_for=args.wait_for,
-                               wait_timeout_s=args.wait_timeout)
+                               wait_timeout_s=args.wait_timeout,
+                               check_messages=not getattr(args, "no_message_check", False))
     except (DropPlanError, ValueError) as exc:
         print(f"aecf-ros replay: error: {exc}", file=sys.stderr)
         return 2
@@ -244,4 +262,6 @@ def run(args) -> int:
     dropped = {k: v for k, v in stats.plan.items() if k != "passed" and v}
     if dropped:
         print(f"  plan: {dropped}", file=sys.stderr)
+    for line in stats.damage.summary_lines(stats.start_ns):
+        print(f"  {line}", file=sys.stderr)
     return 0

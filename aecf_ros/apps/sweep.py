@@ -9,7 +9,9 @@ Examples::
 Stage 1 runs once (or hits the embedding cache), then :func:`aecf_ros.train.sweep.run_sweep`:
 every method of the sweep spec gets the same number of configurations, each is scored on the
 VALIDATION split only, the best of each method is retrained with the final seeds and evaluated
-on TEST with the standard protocol. Writes ``sweep.md`` and ``sweep.json`` to ``--out``.
+on TEST with the standard protocol. Writes ``sweep.json`` and ``sweep.md`` (rendered from the
+JSON as written) to ``--out``; ``--report-only`` re-renders ``sweep.md`` from the ``sweep.json``
+already there, with no training (``make bench-report``).
 """
 from __future__ import annotations
 
@@ -30,7 +32,21 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
                         help="sweep spec YAML (default: %(default)s)")
     parser.add_argument("--regime", help="a benchmark regime of the training config (benchmark.regimes): "
                                          "its scene overrides are applied (default: the config's data as is)")
+    parser.add_argument("--report-only", action="store_true",
+                        help="regenerate --out/sweep.md from the sweep.json already there (no training)")
     add_common_arguments(parser)
+
+
+def report_only(out_dir: Path) -> int:
+    from aecf_ros.train import sweep as S
+
+    path = out_dir / "sweep.json"
+    if not path.is_file():
+        print(f"aecf-ros sweep --report-only: {path} missing (run the sweep first)", file=sys.stderr)
+        return 2
+    (out_dir / "sweep.md").write_text(S.report_from_json(json.loads(path.read_text())))
+    print(f"[sweep] regenerated {out_dir}/sweep.md from sweep.json")
+    return 0
 
 
 def run(args) -> int:
@@ -40,6 +56,8 @@ def run(args) -> int:
     from aecf_ros.train.pipeline import build_untrained, environment_info
     from aecf_ros.train.stage1 import prepare_embeddings, split_set
 
+    if getattr(args, "report_only", False):
+        return report_only(Path(args.out))
     t_start = time.perf_counter()
     for attr in ("sweep", "config"):
         try:  # record repository-relative paths
@@ -93,9 +111,10 @@ def run(args) -> int:
         "timing": {"stage 1 (0 if cached)": stage1_s, "selection (validation)": result["timing"]["selection_s"],
                    "final (test)": result["timing"]["final_s"], "total wall time": total},
     }
-    (out_dir / "sweep.md").write_text(S.markdown(result, spec, meta))
     payload = {"config": cfg, "sweep_spec": {k: v for k, v in spec.items()}, "meta": meta, **result}
-    (out_dir / "sweep.json").write_text(json.dumps(nan_safe(payload), indent=1, default=float))
+    text = json.dumps(nan_safe(payload), indent=1, default=float)
+    (out_dir / "sweep.json").write_text(text)
+    (out_dir / "sweep.md").write_text(S.report_from_json(json.loads(text)))  # = what --report-only writes
     print("\n".join(["[sweep] verdict:"] + [f"  {line}" for line in result["verdict"]["lines"]]))
     print(f"[sweep] wrote {out_dir}/sweep.md, sweep.json in {total:.1f}s")
     return 0

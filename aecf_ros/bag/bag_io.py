@@ -74,11 +74,16 @@ class BagReader:
     """Context manager over ``rosbags.rosbag2.Reader`` that turns every failure into :class:`BagError`.
 
     ``messages(topics)`` yields ``(topic, msgtype, timestamp_ns, raw_cdr_bytes)`` in time order.
+    A bag whose data file was cut short (no footer / index: rosbags cannot open it) is read as far
+    as the file goes (:mod:`aecf_ros.bag.salvage`); its ``messages`` then end in a BagError.
     """
 
     def __init__(self, path: str | Path):
         self.path = Path(path)
         self._reader = None
+        self._storage = None  # the rosbags reader, or the salvaged data file of a bag cut short
+        #: why the bag could not be opened normally when its cut-short data file is read instead ('' = it could)
+        self.salvaged = ""
 
     def __enter__(self) -> "BagReader":
         from rosbags.rosbag2 import Reader
@@ -92,33 +97,60 @@ class BagReader:
             self._reader = Reader(self.path)
             self._reader.open()
         except Exception as exc:  # rosbags raises ReaderError, yaml, sqlite3, zstd and KeyErrors
-            raise BagError(f"cannot open bag {self.path}: {_reason(exc)}") from None
+            self._reader = None
+            self._storage = self._salvage()
+            if self._storage is None:
+                raise BagError(f"cannot open bag {self.path}: {_reason(exc)}") from None
+            # a data file cut short: read as far as it goes (bag/salvage.py); the read then
+            # ends in a BagError that says where, which every tool reports as truncated
+            self.salvaged = _reason(exc)
+        else:
+            self._storage = self._reader
         return self
 
+    def _salvage(self):
+        from aecf_ros.bag.salvage import salvage
+
+        try:
+            import yaml
+
+            meta = yaml.safe_load((self.path / "metadata.yaml").read_text())["rosbag2_bagfile_information"]
+            storage = str(meta["storage_identifier"])
+        except Exception:  # noqa: BLE001 - without readable metadata there is nothing to salvage
+            return None
+        return salvage(self.path, storage)
+
     def __exit__(self, *exc) -> None:
-        if self._reader is not None:
+        if self._storage is not None:
             try:
-                self._reader.close()
+                self._storage.close()
             except Exception:  # noqa: BLE001 - closing a broken bag must not hide the real error
                 pass
 
     def info(self) -> BagInfo:
-        r = self._reader
+        r = self._storage
         topics = tuple(BagTopic(name, t.msgtype or "?", t.msgcount) for name, t in r.topics.items())
         storage = "?"
         custom: dict = {}
+        start_ns, end_ns = int(r.start_time), int(r.end_time)
         try:
             import yaml
 
             meta = yaml.safe_load((self.path / "metadata.yaml").read_text())["rosbag2_bagfile_information"]
             storage = str(meta.get("storage_identifier", "?"))
             custom = dict(meta.get("custom_data") or {})
-        except Exception:  # noqa: BLE001 - rosbags already validated what matters
+            if self.salvaged:  # the recording's span and counts as recorded; the read ends at the cut
+                start_ns = int(meta["starting_time"]["nanoseconds_since_epoch"])
+                end_ns = start_ns + int(meta["duration"]["nanoseconds"])
+                recorded = {e["topic_metadata"]["name"]: int(e["message_count"])
+                            for e in meta["topics_with_message_count"]}
+                topics = tuple(BagTopic(t.name, t.msgtype, recorded.get(t.name, t.count)) for t in topics)
+        except Exception:  # noqa: BLE001 - rosbags (or the salvaged file) already gave what matters
             pass
-        return BagInfo(self.path, storage, int(r.start_time), int(r.end_time), topics, custom)
+        return BagInfo(self.path, storage, start_ns, end_ns, topics, custom)
 
     def messages(self, topics: Sequence[str] | None = None) -> Iterator[tuple[str, str, int, bytes]]:
-        r = self._reader
+        r = self._storage
         conns = [c for c in r.connections if topics is None or c.topic in topics]
         try:
             for conn, timestamp, raw in r.messages(connections=conns):

@@ -147,6 +147,7 @@ FUSION_METHODS = (
     "aecf_no_distillation",
     "aecf_no_presence",
     "aecf_entropy_rule",
+    "aecf_uniform_mask",
 )
 
 #: AECF ablations: method name -> what it switches off (one part each; "aecf" is the full method).
@@ -157,6 +158,8 @@ AECF_ABLATIONS = {
     "aecf_no_distillation": "no subset-to-full self-distillation",
     "aecf_no_presence": "no learned missing-modality tokens",
     "aecf_entropy_rule": "original absolute curriculum p = base_rate (1 - H) instead of the batch rank",
+    "aecf_uniform_mask": "masking at the rank rule's mean rate, samples and sensors chosen uniformly "
+                         "at random (no entropy ranking, no gate-weighted choice)",
 }
 
 
@@ -185,7 +188,7 @@ def build_fusion(method: str, input_dims: Mapping[str, int], embed_dim: int = 12
     Keyword arguments go to the constructor: ``hidden`` (concat); ``gate_hidden``, ``generator``
     (attention/moddrop/aecf*); ``moddrop_p`` (moddrop, default 0.3); ``curriculum`` (aecf and
     its ablations that keep a curriculum; default ``CurriculumConfig()``; ``aecf_entropy_rule``
-    forces ``rule="entropy"``); ``presence_tokens`` (aecf*, forced off by ``aecf_no_presence``).
+    forces ``rule="entropy"``, ``aecf_uniform_mask`` ``rule="uniform"``); ``presence_tokens`` (aecf*, forced off by ``aecf_no_presence``).
     """
     if method not in FUSION_METHODS:
         raise ValueError(f"unknown fusion method '{method}'; expected one of {list(FUSION_METHODS)}")
@@ -208,4 +211,6 @@ def build_fusion(method: str, input_dims: Mapping[str, int], embed_dim: int = 12
     curriculum = kw.pop("curriculum", None) or CurriculumConfig()
     if method == "aecf_entropy_rule":
         curriculum = dataclasses.replace(curriculum, rule="entropy")
+    if method == "aecf_uniform_mask":
+        curriculum = dataclasses.replace(curriculum, rule="uniform")
     return AECFusion(input_dims, embed_dim, curriculum=curriculum, **kw)

@@ -16,7 +16,8 @@ sensors are present, or it is down), the view says NO PREDICTION, every ``silenc
 
 Parameters: :data:`aecf_ros.graph.DEBUG_VIEW_PARAMETERS`. Counters in ``/diagnostics``:
 ``rendered``, ``rendered_no_prediction``, ``rate_limited``, ``bad_frame`` (a camera frame that
-could not be decoded: the view is drawn without it), ``subscribers``.
+could not be decoded: the view is drawn without it), ``bad_prediction`` (a prediction whose arrays
+disagree in length: not drawn), ``subscribers``.
 """
 from __future__ import annotations
 
@@ -32,6 +33,7 @@ from sensor_msgs.msg import CompressedImage, Image
 from aecf_ros import graph
 from aecf_ros.msg import FusedPrediction
 from aecf_ros.nodes.diagnostics import NO_HARDWARE, OK, WARN, diag_status, status_name
+from aecf_ros.nodes.guarded import GuardedCallbacks
 from aecf_ros.nodes.parameters import install_parameters
 from aecf_ros.nodes.qos import keep_last_qos, qos_from_params
 from aecf_ros.nodes.session import run_node
@@ -39,7 +41,7 @@ from aecf_ros.runtime.conversions import ConversionError, compressed_msg_to_rgb,
 from aecf_ros.runtime.debug_view import ViewInput, render, silent_view
 
 
-class DebugViewNode(LifecycleNode):
+class DebugViewNode(GuardedCallbacks, LifecycleNode):
     NODE_NAME = "debug_view"
 
     def __init__(self, node_name: Optional[str] = None, **kwargs):
@@ -145,6 +147,12 @@ class DebugViewNode(LifecycleNode):
             return None
 
     def _on_prediction(self, msg: FusedPrediction) -> None:
+        view_input = ViewInput.from_msg(msg)
+        problem = view_input.problem()
+        if problem:  # checked at the boundary: drawing it would raise
+            self.counters["bad_prediction"] += 1
+            self.get_logger().warning(f"prediction not drawn: {problem}", throttle_duration_sec=5.0)
+            return
         now = time.monotonic()
         self._last_prediction = now
         self._modalities = list(msg.modalities)
@@ -152,7 +160,7 @@ class DebugViewNode(LifecycleNode):
             self.counters["rate_limited"] += 1
             return
         self._last_render = now
-        self._publish_view(ViewInput.from_msg(msg), msg.header.stamp, msg.header.frame_id)
+        self._publish_view(view_input, msg.header.stamp, msg.header.frame_id)
         self.counters["rendered"] += 1
 
     def _on_silence(self) -> None:
@@ -183,8 +191,8 @@ class DebugViewNode(LifecycleNode):
             level, message = OK, f"drawing for {self.counters['subscribers']} subscriber(s)"
         else:
             level, message = OK, "idle: nobody subscribes to the debug image"
-        status = diag_status(status_name(self, "view"), NO_HARDWARE, level, message,
-                             dict(self.counters))
+        status = self.report_internal_errors(diag_status(status_name(self, "view"), NO_HARDWARE, level, message,
+                                                         dict(self.counters)))
         array = DiagnosticArray(status=[status])
         array.header.stamp = self.get_clock().now().to_msg()
         self._diag_pub.publish(array)

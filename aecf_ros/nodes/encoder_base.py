@@ -251,8 +251,8 @@ class EncoderNode(ModelLifecycleNode):
         if self.qos_incompatible.counts:  # the likely reason the input is quiet: say it
             level, message = max(level, WARN), (message + "; " if level != OK else "") + self.qos_incompatible.message()
         # hardware_id: the sensor this status is about, not this node
-        arr.status.append(diag_status(status_name(self, f"{self.sensor} input"), self.sensor,
-                                      level, message, values))
+        arr.status.append(self.report_internal_errors(
+            diag_status(status_name(self, f"{self.sensor} input"), self.sensor, level, message, values)))
         return arr
 
     def _publish_diagnostics(self) -> None:

@@ -245,8 +245,8 @@ class FusionNode(ModelLifecycleNode):
         arr = DiagnosticArray()
         arr.header.stamp = self.get_clock().now().to_msg()
         if self.engine is None:
-            arr.status.append(diag_status(status_name(self, "output"), NO_HARDWARE, WARN,
-                                          "not configured (no model loaded)", {}))
+            arr.status.append(self.report_internal_errors(diag_status(
+                status_name(self, "output"), NO_HARDWARE, WARN, "not configured (no model loaded)", {})))
             return arr
         now = now_sec(self)
         for m, snap in self.engine.snapshot(now).items():
@@ -292,7 +292,10 @@ class FusionNode(ModelLifecycleNode):
             values["weights"] = ",".join(f"{m}={w:.3f}" for m, w in zip(out.modalities, out.weights))
         else:
             level, message = WARN, "no step yet"
-        arr.status.append(diag_status(status_name(self, "output"), NO_HARDWARE, level, message, values))
+        # an internal error in any callback (one sensor's embedding, the fusion step) is the node's:
+        # reported on its output status, the per-sensor statuses keep saying how each sensor is
+        arr.status.append(self.report_internal_errors(
+            diag_status(status_name(self, "output"), NO_HARDWARE, level, message, values)))
         return arr
 
 

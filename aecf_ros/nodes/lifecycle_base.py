@@ -4,7 +4,9 @@ Parameters declared from the node's :class:`~aecf_ros.graph.NodeSpec` and valida
 every change; ``/diagnostics`` published every ``diagnostics_period_s``; the model loaded in
 ``on_configure`` (:meth:`ModelLifecycleNode.load_model`); subscriptions (and whatever
 :meth:`_stop_io` tears down) exist only while active; dropped inputs logged throttled per
-reason (:class:`~aecf_ros.runtime.drop_log.PerReasonThrottle`).
+reason (:class:`~aecf_ros.runtime.drop_log.PerReasonThrottle`); every subscription and timer
+callback guarded (:mod:`aecf_ros.nodes.guarded`: an internal error is logged, counted, reported
+ERROR, and the node keeps serving).
 """
 from __future__ import annotations
 
@@ -14,6 +16,7 @@ from diagnostic_msgs.msg import DiagnosticArray
 from rclpy.lifecycle import LifecycleNode, LifecycleState, TransitionCallbackReturn
 
 from aecf_ros import graph
+from aecf_ros.nodes.guarded import GuardedCallbacks
 from aecf_ros.nodes.model_loading import load_model_from_params
 from aecf_ros.nodes.parameters import install_parameters
 from aecf_ros.nodes.sensor_params import declare_sensor_set
@@ -24,7 +27,7 @@ from aecf_ros.runtime.drop_log import PerReasonThrottle
 DROP_LOG_PERIOD_S = 5.0
 
 
-class ModelLifecycleNode(LifecycleNode):
+class ModelLifecycleNode(GuardedCallbacks, LifecycleNode):
     """Subclasses implement :meth:`diagnostics` and their own configure / activate steps."""
 
     #: True: the node reads the declared sensor set (``sensors``, ``<name>.*``) and its

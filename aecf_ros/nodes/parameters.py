@@ -19,13 +19,16 @@ def install_parameters(node, specs: Sequence[ParamSpec],
     """Declare ``specs`` on ``node`` and install their checks: the validator (choices, ranges,
     ``extra_check`` over the candidate values), ``on_set(params)`` after a change, and integers
     accepted for float parameters. Humble's rclpy lacks the pre/post-set hooks:
-    :mod:`aecf_ros.nodes.compat` supplies them."""
+    :mod:`aecf_ros.nodes.compat` supplies them. On a node with a ``callback_guard``
+    (:mod:`aecf_ros.nodes.guarded`) ``on_set`` runs under it: a change that makes it raise is an
+    internal error (logged, counted, ERROR in /diagnostics), not the end of the node's spin."""
     from aecf_ros.nodes.compat import add_post_set_parameters_callback, add_pre_set_parameters_callback
 
     declare_from_specs(node, specs)
     node.add_on_set_parameters_callback(ParameterValidator(node, specs, extra_check))
     if on_set is not None:
-        add_post_set_parameters_callback(node, on_set)
+        guard = getattr(node, "callback_guard", None)  # a GuardedCallbacks node: keep serving
+        add_post_set_parameters_callback(node, guard.wrap("parameters post-set", on_set) if guard else on_set)
     add_pre_set_parameters_callback(node, int_to_float(specs))  # (after the post-set hook: compat's order)
 
 

@@ -49,4 +49,6 @@ def incompatible_qos_callbacks(node, tracker: IncompatibleQos, topic: str, param
             f"no messages will arrive from it. A BEST_EFFORT driver needs {parameter_prefix}.profile: "
             f"sensor_data (or {parameter_prefix}.reliability: best_effort)")
 
-    return subscription_event_callbacks(incompatible_qos=on_incompatible)
+    guard = getattr(node, "callback_guard", None)  # rclpy runs event handlers in the executor too
+    return subscription_event_callbacks(
+        incompatible_qos=guard.wrap(f"qos event {topic}", on_incompatible) if guard else on_incompatible)

@@ -50,6 +50,7 @@ from rclpy.parameter import Parameter
 
 from aecf_ros.graph import DROPOUT_PREFIX
 from aecf_ros.nodes.diagnostics import NO_HARDWARE, OK, WARN, diag_status, status_name
+from aecf_ros.nodes.guarded import GuardedCallbacks
 from aecf_ros.nodes.qos import keep_last_qos
 from aecf_ros.nodes.session import run_node
 from aecf_ros.nodes.message_types import UnknownMessageType, message_class
@@ -70,7 +71,7 @@ class Stream:
     subscription: object = None
 
 
-class SensorDropoutNode(LifecycleNode):
+class SensorDropoutNode(GuardedCallbacks, LifecycleNode):
     """Raw relay input -> output per stream, with a :class:`PlanApplier` in between."""
 
     NODE_NAME = "sensor_dropout"
@@ -235,7 +236,8 @@ class SensorDropoutNode(LifecycleNode):
     def _publish_diagnostics(self) -> None:
         values = {f"{kind}.{m}": n for kind, table in self.counters().items() for m, n in table.items()}
         level, message = (OK, self.plan.describe()) if self._active else (WARN, "inactive: relaying nothing")
-        status = diag_status(status_name(self, "plan"), NO_HARDWARE, level, message, values)
+        status = self.report_internal_errors(diag_status(status_name(self, "plan"), NO_HARDWARE, level, message,
+                                                         values))
         msg = DiagnosticArray(status=[status])
         msg.header.stamp = self.get_clock().now().to_msg()
         self._diag_pub.publish(msg)

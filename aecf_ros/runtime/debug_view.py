@@ -74,6 +74,17 @@ class ViewInput:
                    [bool(p) for p in msg.modality_present], [float(w) for w in msg.modality_weights],
                    [float(a) for a in msg.modality_age_s], float(msg.gate_entropy))
 
+    def problem(self) -> Optional[str]:
+        """Why this prediction cannot be drawn, else None: its arrays disagree in length (the
+        fusion node never publishes that; any publisher on the topic can)."""
+        if len(self.scores) != len(self.class_names):
+            return f"{len(self.scores)} scores for {len(self.class_names)} class names"
+        lengths = {len(self.modalities), len(self.present), len(self.weights), len(self.ages_s)}
+        if len(lengths) > 1:
+            return (f"{len(self.modalities)} modalities with {len(self.present)} presence flags, "
+                    f"{len(self.weights)} weights and {len(self.ages_s)} ages")
+        return None
+
     def states(self) -> list[str]:
         if self.silent_s is not None:
             return [NO_PREDICTION] * len(self.modalities)

@@ -92,7 +92,7 @@ def evaluate_model(model: PerceptionModel, data: EmbeddingSet, *, seed: int = 0,
         p_platt = probs(logits, present, "presence_platt")
         p_model = {"none": p_raw, "global": p_glob, "presence": p_pres,
                    "presence_platt": p_platt}.get(mode)
-        if p_model is None:  # a calibrator with modes of its own (the per-pattern ceiling)
+        if p_model is None:  # a calibrator with modes of its own (the per-pattern experts)
             p_model = probs(logits, present, mode)
         row = {
             "map": macro_map(p_model.numpy(), labels.numpy()),

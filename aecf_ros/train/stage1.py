@@ -81,14 +81,60 @@ def scene_config(data_cfg: Mapping):
 
 def build_split(data_cfg: Mapping, split: str, model: PerceptionModel):
     """SceneArrays of one split, already reduced by the encoders' size steps."""
+    start, n = split_ranges(data_cfg)[split]
+    return _scene_arrays(data_cfg, model, n, seed=int(data_cfg["seed"]), start=start)
+
+
+def _scene_arrays(data_cfg: Mapping, model: PerceptionModel, n: int, *, seed: int, start: int):
     from aecf_ros.train.arrays import build_arrays
 
-    start, n = split_ranges(data_cfg)[split]
-    cam = model.camera_encoder
-    size = getattr(cam, "input_size", None)
+    size = getattr(model.camera_encoder, "input_size", None)
     max_points = getattr(model.lidar_encoder, "max_points", None)
-    return build_arrays(n, seed=int(data_cfg["seed"]), config=scene_config(data_cfg), start=start,
+    return build_arrays(n, seed=seed, config=scene_config(data_cfg), start=start,
                         image_size=tuple(size) if size else None, max_points=max_points)
+
+
+def final_test_spec(cfg: Mapping) -> dict | None:
+    """``benchmark.final_test`` as ``{"seed", "n"}``, or None when not configured.
+
+    The final test split is a scene stream of its OWN seed (never ``data.seed``, whose test range
+    is the development split that design and selection looked at); ``make bench-ml`` reports it
+    and nothing else reads it."""
+    spec = (cfg.get("benchmark") or {}).get("final_test")
+    if not spec:
+        return None
+    seed, n = int(spec["seed"]), int(spec["n"])
+    if seed == int(cfg["data"]["seed"]):
+        raise ValueError(f"benchmark.final_test.seed {seed} is data.seed: the final test split has to "
+                         "be a scene stream never used for design (choose another seed)")
+    if n < 1:
+        raise ValueError(f"benchmark.final_test.n has to be >= 1, but got {n}")
+    return {"seed": seed, "n": n}
+
+
+def final_test_set(model: PerceptionModel, cfg: Mapping, *, log=print) -> EmbeddingSet | None:
+    """Embeddings of the final test split (:func:`final_test_spec`) under the stage-1 encoders
+    that ``model`` holds now (call after :func:`prepare_embeddings`); cached beside the stage-1
+    cache, keyed by it. None when ``benchmark.final_test`` is not configured."""
+    spec = final_test_spec(cfg)
+    if spec is None:
+        return None
+    path = cache_path(cfg).with_name(f"final-{cache_key(cfg)}-seed{spec['seed']}-n{spec['n']}.pt")
+    emb = load_cache(path)
+    if emb is None:
+        t0 = time.perf_counter()
+        arr = _scene_arrays(cfg["data"], model, spec["n"], seed=spec["seed"], start=0)
+        emb = encode_arrays(model, arr)
+        emb["labels"] = torch.from_numpy(arr.labels.astype(np.uint8))
+        path.parent.mkdir(parents=True, exist_ok=True)
+        tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
+        torch.save(emb, tmp)
+        os.replace(tmp, path)
+        log(f"[stage1] embedded the final test split ({spec['n']} scenes, stream seed {spec['seed']}) "
+            f"in {time.perf_counter() - t0:.1f}s -> {path}")
+    out = split_set({"splits": {"final_test": emb}}, "final_test", model.modalities)
+    out.meta.update({"stream_seed": spec["seed"]})
+    return out
 
 
 class _ArraysDataset(Dataset):

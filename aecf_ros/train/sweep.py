@@ -26,9 +26,11 @@ Protocol (see ``config/sweep.yaml``):
    for every run). A (configuration, seed) already trained during selection is evaluated as
    trained there (training is deterministic, so retraining would give the same model); other
    seeds are trained in this step.
-4. Verdict (:func:`verdict`): at every reported drop scenario with p >= 0.5, does AECF beat the
-   best other tuned method by more than the seed spread (max of the two std's, as in
-   ``aecf-ros benchmark``)?
+4. Verdict (:func:`verdict`): at every reported drop scenario with p >= 0.5, AECF minus the
+   best other tuned method, paired by seed (same seed, same test masks), with its 95 % Student-t
+   interval, worded from the interval as in ``aecf-ros benchmark``: win (above 0), loss (below
+   0), unresolved (spans 0). ``aecf-ros sweep --report-only`` re-renders ``sweep.md`` from
+   ``sweep.json`` (:func:`report_from_json`).
 """
 from __future__ import annotations
 
@@ -353,52 +355,86 @@ def run_final(make_model: Callable[[str], Any], train, val, test, cfg: Mapping, 
 
 
 def aggregate_final(runs: Sequence[Mapping], scenarios: Sequence[str]) -> dict:
-    """method -> scenario -> {"mean", "std", "values"} of the test macro mAP (model output)."""
+    """method -> scenario -> {"mean", "std", "values", "seeds"} of the test macro mAP (model output)."""
     out: dict = {}
     for r in runs:
         out.setdefault(r["method"], {})
     for method in out:
-        rs = [r for r in runs if r["method"] == method]
+        rs = sorted([r for r in runs if r["method"] == method], key=lambda r: int(r["seed"]))
         for s in scenarios:
-            vals = [float(r["evaluation"]["scenarios"][s]["map"]) for r in rs]
+            vals = [float("nan") if r["evaluation"]["scenarios"][s]["map"] is None
+                    else float(r["evaluation"]["scenarios"][s]["map"]) for r in rs]
             out[method][s] = {"mean": float(np.mean(vals)),
                               "std": float(np.std(vals, ddof=1)) if len(vals) > 1 else 0.0,
-                              "values": vals}
+                              "values": vals, "seeds": [int(r["seed"]) for r in rs]}
     return out
 
 
+_WORDS = {"win": "AECF WINS (the interval lies above 0)", "loss": "AECF LOSES (the interval lies below 0)",
+          "unresolved": "unresolved (the interval spans 0)"}
+
+
 def verdict(agg: Mapping, aecf: str, scenarios: Sequence[str]) -> dict:
-    """At each reported drop scenario with p >= 0.5: AECF vs the best other tuned method."""
+    """At each reported drop scenario with p >= 0.5: AECF vs the best other tuned method, paired
+    by seed with its 95 % interval (:func:`aecf_ros.train.report.paired_ci`)."""
+    from aecf_ros.train.report import fmt_ci, outcome, paired_lists
+
     others = [m for m in agg if m != aecf]
     lines, high = [], {}
+
+    def diff(s, best):
+        a, b = agg[aecf][s], agg[best][s]
+        return paired_lists(a.get("seeds") or list(range(len(a["values"]))), a["values"],
+                            b.get("seeds") or list(range(len(b["values"]))), b["values"])
+
     for s in scenarios:
         p = drop_rate(s)
         if p is None or p < 0.5:
             continue
         best = max(others, key=lambda m: agg[m][s]["mean"])
         a, b = agg[aecf][s], agg[best][s]
-        diff, spread = a["mean"] - b["mean"], max(a["std"], b["std"])
-        win = diff > spread
+        ci = diff(s, best)
+        o = outcome(ci)
         high[s] = {"baseline": best, "aecf_mean": a["mean"], "aecf_std": a["std"], "baseline_mean": b["mean"],
-                   "baseline_std": b["std"], "diff_pp": 100 * diff, "spread_pp": 100 * spread,
-                   "beats_by_more_than_spread": bool(win)}
+                   "baseline_std": b["std"], "diff_pp": {k: 100 * ci[k] for k in ("mean", "lo", "hi")},
+                   "outcome": o, "beats": o == "win"}
         lines.append(f"{s}: tuned AECF {100 * a['mean']:.2f} ± {100 * a['std']:.2f} vs tuned {best} "
-                     f"{100 * b['mean']:.2f} ± {100 * b['std']:.2f}: difference {100 * diff:+.2f} pp, seed spread "
-                     f"{100 * spread:.2f} pp -> " + ("AECF WINS by more than the seed spread." if win else
-                                                     "AECF does NOT beat it by more than the seed spread."))
-    res: dict = {"high_drop": high, "aecf_beats_at_high_drop": bool(high) and all(
-        v["beats_by_more_than_spread"] for v in high.values())}
+                     f"{100 * b['mean']:.2f} ± {100 * b['std']:.2f}: AECF minus {best} {fmt_ci(ci)} -> {_WORDS[o]}.")
+    outcomes = [v["outcome"] for v in high.values()]
+    res: dict = {"high_drop": high, "aecf_beats_at_high_drop": bool(high) and all(o == "win" for o in outcomes)}
     if "full" in scenarios:
         best = max(others, key=lambda m: agg[m]["full"]["mean"])
-        d = agg[aecf]["full"]["mean"] - agg[best]["full"]["mean"]
-        res["full"] = {"baseline": best, "diff_pp": 100 * d}
+        ci = diff("full", best)
+        res["full"] = {"baseline": best, "diff_pp": {k: 100 * ci[k] for k in ("mean", "lo", "hi")},
+                       "outcome": outcome(ci)}
         lines.append(f"full (all modalities): tuned AECF {100 * agg[aecf]['full']['mean']:.2f} vs tuned {best} "
-                     f"{100 * agg[best]['full']['mean']:.2f} ({100 * d:+.2f} pp).")
-    lines.insert(0, "Overall: AECF " + ("BEATS" if res["aecf_beats_at_high_drop"] else "does NOT beat")
-                 + " tuned " + "/".join(others) + " at p >= 0.5 by more than the seed spread"
-                 + (" (at every p >= 0.5 scenario)." if res["aecf_beats_at_high_drop"] else "."))
+                     f"{100 * agg[best]['full']['mean']:.2f}: AECF minus {best} {fmt_ci(ci)} -> {_WORDS[outcome(ci)]}.")
+    by = {o: [s for s, v in high.items() if v["outcome"] == o] for o in ("win", "loss", "unresolved")}
+    lines.insert(0, f"Overall at p >= 0.5 against tuned {'/'.join(others)} (paired 95 % intervals): AECF wins in "
+                 + (", ".join(by["win"]) or "none") + "; loses in " + (", ".join(by["loss"]) or "none")
+                 + "; unresolved in " + (", ".join(by["unresolved"]) or "none") + ".")
     res["lines"] = lines
     return res
+
+
+def selection_margin(s: Mapping) -> dict | None:
+    """Winner minus runner-up validation score, paired over the selection seeds (95 % interval)."""
+    from aecf_ros.train.report import paired_lists
+
+    if "runner_up" not in s:
+        return None
+    win, run = s["configs"][s["selected"]], s["configs"][s["runner_up"]]
+    return paired_lists([x["seed"] for x in win["seeds"]], [x["score"] for x in win["seeds"]],
+                        [x["seed"] for x in run["seeds"]], [x["score"] for x in run["seeds"]])
+
+
+def report_from_json(payload: Mapping) -> str:
+    """``sweep.md`` from a written ``sweep.json`` (the verdict recomputed from its final runs)."""
+    spec = payload["sweep_spec"]
+    scen = list(spec["final"]["report_scenarios"])
+    agg = aggregate_final(payload["final_runs"], scen)
+    result = {**payload, "aggregate": agg, "verdict": verdict(agg, spec["aecf_method"], scen)}
+    return markdown(result, spec, payload.get("meta") or {})
 
 
 def run_sweep(make_model: Callable[[str], Any], train, val, test, cfg: Mapping, spec: Mapping, *,
@@ -450,12 +486,17 @@ def _pm(d: Mapping) -> str:
 
 
 def markdown(result: Mapping, spec: Mapping, meta: Mapping) -> str:
+    from aecf_ros.train.report import fmt_ci, outcome
+
     sel, agg, ver = result["selection"], result["aggregate"], result["verdict"]
     scen_sel = spec["selection"]["scenarios"]
     scen_rep = spec["final"]["report_scenarios"]
     aecf = spec["aecf_method"]
     L = ["# Equal-budget hyper-parameter sweep: tuned ModDrop vs tuned AECF", "",
-         "Generated by `aecf-ros sweep` (numbers are measured; every run is in `sweep.json`).", "",
+         "Generated by `aecf-ros sweep` (numbers are measured; every run is in `sweep.json`; "
+         "`aecf-ros sweep --report-only` regenerates this text from it). Comparisons are paired by seed "
+         "(same seed, same masks) with their 95 % Student-t interval: win = above 0, loss = below 0, "
+         "unresolved = it spans 0.", "",
          "## Protocol", ""]
     for k, v in meta.get("setup", {}).items():
         L.append(f"- {k}: {v}")
@@ -480,11 +521,14 @@ def markdown(result: Mapping, spec: Mapping, meta: Mapping) -> str:
     for method, s in sel.items():
         if "margin_pp" in s:
             best = s["configs"][s["selected"]]
+            ci = selection_margin(s)
             L.append(f"- selection margin {method}: {best['label']} {100 * best['score']:.2f} vs runner-up "
-                     f"{s['configs'][s['runner_up']]['label']} (+{s['margin_pp']:.2f} pp; selection-seed std of the "
-                     f"winner {100 * best['score_std']:.2f} pp) -> "
-                     + ("the choice is within the seed noise." if s["margin_pp"] <= 100 * best["score_std"]
-                        else "the choice is clearer than the seed noise."))
+                     f"{s['configs'][s['runner_up']]['label']}: winner minus runner-up over the selection seeds "
+                     f"{fmt_ci(ci)} -> "
+                     + {"win": "the winner is better (the interval lies above 0).",
+                        "loss": "the runner-up is better on the paired seeds (the interval lies below 0).",
+                        "unresolved": "unresolved: the choice is within the seed noise (the interval spans 0)."
+                        }[outcome(ci)])
     L += [""]
     L += ["## Validation score of every configuration (selection)", "",
           f"Mean ± std over selection seeds of the validation macro mAP (%); score = mean over {', '.join(scen_sel)}. "
