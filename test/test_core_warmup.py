@@ -50,6 +50,15 @@ def test_warmup_ends_at_the_same_fraction_of_training_for_any_length(total):
     assert fusion.warmup_factor() == 0.0
 
 
+@pytest.mark.parametrize("rule", ["rank", "entropy", "uniform"])
+def test_every_rule_uses_the_fraction_warmup(rule):
+    fusion = _fusion(rule=rule)
+    fusion.set_training_length(1000)
+    assert fusion.warmup_length() == 435
+    fusion.set_step(435 // 2)
+    assert fusion.warmup_factor() == pytest.approx(0.5, abs=0.01)
+
+
 def test_same_fraction_means_the_same_curve_for_100_and_10000_steps():
     short, long_ = _fusion(), _fusion()
     short.set_training_length(100)

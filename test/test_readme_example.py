@@ -17,6 +17,7 @@ Checked here, on the module the block builds:
   for every seed (3 seeds, margins well inside what was measured: +2.8 to +5.0 pp over 6 seeds).
 """
 import re
+import warnings
 from pathlib import Path
 
 import numpy as np
@@ -89,7 +90,8 @@ def run_example(seed: int, with_curriculum: bool) -> dict:
     loader = [({m: e[i:i + BATCH] for m, e in emb.items()}, present[i:i + BATCH], y[i:i + BATCH])
               for i in range(0, N_TRAIN, BATCH)]
     scope = {"num_classes": 6, "epochs": EPOCHS, "loader": loader}
-    with pytest.MonkeyPatch.context() as mp:
+    with pytest.MonkeyPatch.context() as mp, warnings.catch_warnings():
+        warnings.filterwarnings("error", message=".*no training length")  # the block sets it
         mp.setattr(aecf_ros.core, "AECFusion", RecordingAECFusion)  # what the block imports
         exec(compile(code, str(README), "exec"), scope)
     fusion, head = scope["fusion"], scope["head"]
