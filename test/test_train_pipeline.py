@@ -195,6 +195,25 @@ def test_stage2_history_records_what_the_masking_did():
     assert seen["moddrop"]["drop_fraction"] == pytest.approx(0.3, abs=0.1)
 
 
+def test_stage2_sets_the_training_length_so_the_warmup_is_the_same_fraction_for_any_data_size():
+    import warnings
+
+    cfg = load_config(TINY)
+    cfg["stage2"]["epochs"] = 2
+    cfg["model"]["fusion"]["curriculum"] = {}  # the library default: warmup_fraction 0.435
+    for n in (200, 400):  # 6 / 12 steps per epoch (batch 32, last partial batch dropped)
+        data = _synthetic_set(n)
+        dims = {m: t.shape[1] for m, t in data.embeddings.items()}
+        m = embedding_only_model(cfg, data.modalities, dims, [f"c{i}" for i in range(4)], "aecf")
+        reset_fusion_head(m, "aecf", 0)
+        with warnings.catch_warnings():
+            warnings.simplefilter("error", UserWarning)  # no "no training length" warning
+            hist = train_fusion(m, data, cfg["stage2"], seed=0)
+        total = 2 * (n // 32)
+        assert hist["steps"] == total and m.fusion.training_steps == total
+        assert m.fusion.warmup_length() == round(0.435 * total)
+
+
 def test_train_then_evaluate_end_to_end(trained, tmp_path):
     tmp, out = trained
     model = load_model(out, device="cpu")

@@ -22,7 +22,8 @@ from .calibration import (
     platt_scale,
     reliability_curve,
 )
-from .fusion import INPUT_ABS_LIMIT, AECFusion, CurriculumConfig, FusionOutput
+from .fusion import (DEFAULT_WARMUP_FRACTION, INPUT_ABS_LIMIT, REFERENCE_TRAINING_STEPS, AECFusion, CurriculumConfig,
+                     FusionOutput)
 from .losses import AECFObjective
 from .metrics import average_precision, confidence_rise_rate, macro_map
 

@@ -12,6 +12,7 @@ configuration only.
 from __future__ import annotations
 
 import math
+import warnings
 from dataclasses import dataclass
 from typing import Dict, Mapping, NamedTuple, Optional
 
@@ -21,7 +22,7 @@ from torch import Tensor, nn
 from . import functional as AF
 
 __all__ = ["CURRICULUM_RULES", "CurriculumConfig", "FusionOutput", "ModalityProjection", "FusionBase", "AECFusion",
-           "INPUT_ABS_LIMIT"]
+           "INPUT_ABS_LIMIT", "DEFAULT_WARMUP_FRACTION", "REFERENCE_TRAINING_STEPS"]
 
 #: Largest |value| of an input embedding at which the fusion is exact in float16 as well as
 #: float32 (a projection row of up to 1024 inputs stays far below float16's 65504). The maths
@@ -32,6 +33,15 @@ _HALF_PRESCALE = 64.0
 
 
 CURRICULUM_RULES = ("rank", "entropy", "uniform")
+
+#: Optimiser steps of the benchmark's stage 2 (``config/train.yaml``): 30 epochs x 23 steps
+#: (3000 training samples, batch 128, the last partial batch dropped) = 690. The shipped model
+#: and every benchmark result were trained with a 300-step warm-up over these 690 steps.
+REFERENCE_TRAINING_STEPS = 690
+#: Default warm-up as a fraction of training: ``round(0.435 * 690) = 300``, so the benchmark's
+#: schedule is reproduced step for step (0.435 of 30 epochs = 13.05 epochs), and any other
+#: data size or epoch count gets the same curriculum shape over its own training length.
+DEFAULT_WARMUP_FRACTION = 0.435
 
 
 @dataclass
@@ -55,8 +65,18 @@ class CurriculumConfig:
         min_rate, max_rate: rank rule's per-modality drop probability for the least / most
             confident sample of a batch, 0 <= min_rate <= max_rate <= 1.
         base_rate: entropy rule's drop probability for a fully confident (entropy 0) gate.
-        warmup_steps: steps over which the drop probability ramps linearly from 0 (>= 0; 0 means
-            no warm-up). Advance with ``fusion.step()`` once per optimiser step.
+        warmup_fraction: the drop probability ramps linearly from 0 over this fraction of
+            training, in [0, 1] (0 = no warm-up). Scale-free: tell the fusion how long training
+            is with ``fusion.set_training_length(total_optimiser_steps)`` (``aecf-ros train``
+            does), advance it with ``fusion.step()`` once per optimiser step. The default 0.435
+            is the benchmark's schedule exactly (300 of its 690 steps,
+            :data:`DEFAULT_WARMUP_FRACTION`). Without a training length the fusion assumes the
+            benchmark's :data:`REFERENCE_TRAINING_STEPS` (690, so 300 warm-up steps by default)
+            and warns once.
+        warmup_steps: explicit override in optimiser steps (>= 0; 0 means no warm-up), for old
+            configs and bundles; when set, ``warmup_fraction`` and the training length are not
+            used (as ``warmup_steps`` overrides ``warmup_ratio`` in HF ``TrainingArguments``).
+            ``None`` (default): the warm-up is ``warmup_fraction`` of training.
         min_present: never mask below this many present modalities (>= 1 keeps a prediction).
         enabled: master switch (``curriculum=None`` in ``forward`` means on iff training and this).
     """
@@ -65,7 +85,8 @@ class CurriculumConfig:
     min_rate: float = 0.3
     max_rate: float = 0.9
     base_rate: float = 0.5
-    warmup_steps: int = 300
+    warmup_fraction: float = DEFAULT_WARMUP_FRACTION
+    warmup_steps: Optional[int] = None
     min_present: int = 1
     enabled: bool = True
 
@@ -78,10 +99,26 @@ class CurriculumConfig:
                 raise ValueError(f"{name} has to be between 0 and 1, but got {value}")
         if self.min_rate > self.max_rate:
             raise ValueError(f"min_rate has to be <= max_rate, but got {self.min_rate} > {self.max_rate}")
-        if isinstance(self.warmup_steps, bool) or not isinstance(self.warmup_steps, int) or self.warmup_steps < 0:
-            raise ValueError(f"warmup_steps has to be a non-negative int, but got {self.warmup_steps!r}")
+        wf = self.warmup_fraction
+        if isinstance(wf, bool) or not (isinstance(wf, (int, float)) and 0.0 <= wf <= 1.0):
+            raise ValueError(f"warmup_fraction has to be between 0 and 1, but got {wf!r}")
+        if self.warmup_steps is not None and (
+            isinstance(self.warmup_steps, bool) or not isinstance(self.warmup_steps, int) or self.warmup_steps < 0
+        ):
+            raise ValueError(f"warmup_steps has to be a non-negative int or None, but got {self.warmup_steps!r}")
         if isinstance(self.min_present, bool) or not isinstance(self.min_present, int) or self.min_present < 0:
             raise ValueError(f"min_present has to be a non-negative int, but got {self.min_present!r}")
+
+    def warmup_length(self, total_steps: int) -> int:
+        """Warm-up in optimiser steps for a training of ``total_steps`` (> 0) steps:
+        ``warmup_steps`` when set, else ``warmup_fraction * total_steps`` rounded half up (at
+        least 1 step when the fraction is > 0). ``warmup_length(690) == 300`` by default."""
+        _positive_int(total_steps, "total_steps")
+        if self.warmup_steps is not None:
+            return self.warmup_steps
+        if self.warmup_fraction == 0:
+            return 0
+        return max(1, int(math.floor(self.warmup_fraction * total_steps + 0.5)))
 
 
 _DEFAULT = object()  # "use the recommended CurriculumConfig()" (None means no curriculum)
@@ -270,6 +307,10 @@ class AECFusion(FusionBase):
     over the remaining ones and the output is computed from that masked set
     (``out.present`` reports it).
 
+    Warm-up: call ``set_training_length(total_optimiser_steps)`` before training and
+    ``step()`` after every optimiser step; the masking rate ramps from 0 over
+    ``curriculum.warmup_fraction`` of training (see :class:`CurriculumConfig`).
+
     Run-time knobs (buffers, saved in ``state_dict``): ``set_gate_prior(temperature, bias)``.
 
     Args:
@@ -310,6 +351,8 @@ class AECFusion(FusionBase):
         self.register_buffer("gate_temperature", torch.ones(()))
         self.register_buffer("gate_prior_bias", torch.zeros(self.num_modalities))
         self.curriculum_step = 0
+        self.training_steps: Optional[int] = None  # set_training_length(); None = not told
+        self._warned_no_length = False
         self.training_mask_calls = 0  # counts how often training-only masking actually ran
 
     # ----------------------------------------------------------------- run-time knobs
@@ -355,11 +398,41 @@ class AECFusion(FusionBase):
             raise ValueError(f"step has to be a non-negative int, but got {step!r}")
         self.curriculum_step = step
 
+    def set_training_length(self, total_steps: int) -> None:
+        """Tell the curriculum how many optimiser steps training has in all (e.g.
+        ``epochs * len(loader)``), so that the warm-up is ``curriculum.warmup_fraction`` of it
+        whatever the data size. Call before training (again when resuming is fine)."""
+        self.training_steps = _positive_int(total_steps, "total_steps")
+
+    def warmup_length(self) -> int:
+        """The curriculum warm-up in optimiser steps (0 = none): ``curriculum.warmup_steps``
+        when set, else ``warmup_fraction`` of the training length given to
+        :meth:`set_training_length`; without one, of :data:`REFERENCE_TRAINING_STEPS` (the
+        benchmark's 690 steps), with a warning once."""
+        cur = self.curriculum
+        if cur is None:
+            return 0
+        if cur.warmup_steps is not None:
+            return cur.warmup_steps
+        total = self.training_steps
+        if total is None:
+            total = REFERENCE_TRAINING_STEPS
+            if cur.warmup_fraction > 0 and not self._warned_no_length:
+                self._warned_no_length = True
+                warnings.warn(
+                    f"AECFusion: curriculum warmup_fraction={cur.warmup_fraction} but no training length "
+                    f"was set; assuming {REFERENCE_TRAINING_STEPS} optimiser steps (warm-up "
+                    f"{cur.warmup_length(total)} steps). Call fusion.set_training_length(epochs * "
+                    f"len(loader)) before training, or give CurriculumConfig(warmup_steps=N).",
+                    UserWarning, stacklevel=3)
+        return cur.warmup_length(total)
+
     def warmup_factor(self) -> float:
         """Curriculum ramp in [0, 1] at the current step."""
-        if self.curriculum is None or self.curriculum.warmup_steps == 0:
+        length = self.warmup_length()
+        if length == 0:
             return 1.0
-        return min(1.0, self.curriculum_step / self.curriculum.warmup_steps)
+        return min(1.0, self.curriculum_step / length)
 
     def _training_mask_enabled(self) -> bool:
         return self.curriculum is not None and self.curriculum.enabled

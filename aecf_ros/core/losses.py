@@ -2,7 +2,8 @@
 subset-calibration penalty (arXiv 2505.15417) + subset-to-full self-distillation, each
 switchable for ablations. The defaults are the benchmark's recommendation.
 
-Typical training step::
+Typical training step (after ``fusion.set_training_length(epochs * len(loader))`` once, so the
+curriculum warm-up is its fraction of training)::
 
     out_full = fusion(emb, present, curriculum=False)   # full available set
     out_sub = fusion(emb, present)                       # curriculum-masked in train mode

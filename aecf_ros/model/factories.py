@@ -38,11 +38,12 @@ def build_fusion_from_config(cfg: Mapping, input_dims: Mapping[str, int]) -> nn.
 
         {"method": "aecf", "embed_dim": 64, "gate_hidden": 64, "moddrop_p": 0.3,
          "concat_hidden": null, "presence_tokens": true,
-         "curriculum": {"min_rate": 0.3, "max_rate": 0.9, "warmup_steps": 300}}
+         "curriculum": {"min_rate": 0.3, "max_rate": 0.9, "warmup_fraction": 0.435}}
 
     Only the options a method takes are passed to :func:`aecf_ros.core.baselines.build_fusion`
     (the curriculum applies to aecf and every ablation except aecf_no_curriculum; missing
-    curriculum keys take :class:`~aecf_ros.core.fusion.CurriculumConfig`'s defaults).
+    curriculum keys take :class:`~aecf_ros.core.fusion.CurriculumConfig`'s defaults; a bundle
+    saved with ``warmup_steps`` keeps that fixed warm-up).
     """
     from aecf_ros.core.baselines import build_fusion
     from aecf_ros.core.fusion import CurriculumConfig

@@ -69,6 +69,8 @@ def train_fusion(model: PerceptionModel, train: EmbeddingSet, cfg: Mapping, *, s
     """Train ``model.fusion`` + ``model.head`` in place. Returns the history dict.
 
     ``cfg``: ``epochs, batch_size, lr, weight_decay, objective`` (AECFObjective kwargs).
+    The fusion is told the training length (``set_training_length(epochs * steps per epoch)``),
+    so the AECF curriculum warm-up is ``warmup_fraction`` of this training whatever the data size.
     ``state`` resumes from a dict given earlier to ``on_epoch_end`` (epoch, optimiser,
     scheduler, RNG, curriculum step, history); ``on_epoch_end(state)`` is called on every rank
     after each epoch (the caller saves it on rank 0).
@@ -95,6 +97,10 @@ def train_fusion(model: PerceptionModel, train: EmbeddingSet, cfg: Mapping, *, s
     ds = TensorDataset(*train.tensors())
     loader, sampler, gen = seeded_loader(ds, cfg["batch_size"], seed, dist)
     total_steps = max(1, epochs * len(loader))
+    if hasattr(model.fusion, "set_training_length"):
+        # the AECF curriculum warm-up is a fraction of THIS training (benchmark: 30 x 23 = 690
+        # steps, warm-up 300); rank-local under DDP, like the LR schedule
+        model.fusion.set_training_length(total_steps)
 
     sched = torch.optim.lr_scheduler.LambdaLR(opt, lambda s: stage1_lr_factor(s, total_steps))  # cosine
     history: dict = {"method": method, "epochs": [], "steps": 0, "rank": dist.rank}
