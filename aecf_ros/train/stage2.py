@@ -15,8 +15,8 @@ default mode is chosen by held-out ECE on validation (:class:`aecf_ros.model.Cal
 Training diagnostics per epoch (history ``epochs[i]``): ``masked_per_sample`` = modalities the
 training-time masking (AECF curriculum / ModDrop) actually removed per sample, averaged over
 the epoch; ``drop_fraction`` = the same as a fraction of the present modalities;
-``gate_entropy`` = mean normalised gate entropy on the full available set (what drives the
-curriculum's masking probability ``base_rate * (1 - H)``).
+``gate_entropy`` = mean normalised gate entropy on the full available set (what the curriculum
+ranks: the default ``rule="rank"`` masks a sample more the lower its entropy within the batch).
 """
 from __future__ import annotations
 
