@@ -224,7 +224,7 @@ def test_models_readme_states_the_class_defaults():
     c, o = CurriculumConfig(), AECFObjective()
     sig = inspect.signature(AECFusion.__init__).parameters
     for phrase in (f"rule `{c.rule}`", f"min_rate {c.min_rate} / max_rate {c.max_rate}",
-                   f"warmup_steps {c.warmup_steps}", f"min_present {c.min_present}", f"`base_rate` {c.base_rate}",
+                   f"warmup_fraction {c.warmup_fraction} of training", f"min_present {c.min_present}", f"`base_rate` {c.base_rate}",
                    f"class default `embed_dim` is {sig['embed_dim'].default}", f"`gate_hidden` {sig['gate_hidden'].default}",
                    f"entropy_coef {o.entropy_coef} adaptive" if o.entropy_adaptive else f"entropy_coef {o.entropy_coef}",
                    f"infonce_coef {o.infonce_coef} at temperature {o.infonce_temperature}",
