@@ -508,7 +508,9 @@ def markdown(result: Mapping, spec: Mapping, meta: Mapping) -> str:
           f"(identical for every method, configuration and seed: {result['checks']['selection_masks_identical']}); "
           f"each configuration trained with seeds {spec['selection']['seeds']} and scored by the mean over them; "
           f"highest score wins (ties: the earlier configuration). The test split is not an input of the selection step.",
-          f"- final: each selected configuration with seeds {spec['final']['seeds']} evaluated on TEST "
+          f"- final: each selected configuration with seeds {spec['final']['seeds']} evaluated on TEST (the "
+          f"DEVELOPMENT split: data.seed's test range, which design looked at; the benchmark's final test "
+          f"split is never used by a sweep) "
           f"with the standard protocol (all scenarios; masks digest {', '.join(result['checks']['test_mask_digests'])}, "
           f"identical for every run: {result['checks']['test_masks_identical']}); "
           f"{result['checks']['final_runs_reused_from_selection']} of the {len(result['final_runs'])} final runs are the "
@@ -548,7 +550,7 @@ def markdown(result: Mapping, spec: Mapping, meta: Mapping) -> str:
                      f"{row['diagnostics'].get('masked_per_sample', 0):.3f} | "
                      f"{row['diagnostics'].get('gate_entropy', float('nan')):.3f} | {mark} |")
     L += ["", "## Test comparison of the selected configurations", "",
-          f"Macro mAP (%) of the model output on the test split, mean ± std over seeds {spec['final']['seeds']}.", "",
+          f"Macro mAP (%) of the model output on the test (development) split, mean ± std over seeds {spec['final']['seeds']}.", "",
           "| method | selected configuration | " + " | ".join(scen_rep) + " |",
           "|---|---|" + "---|" * len(scen_rep)]
     for method in agg:
