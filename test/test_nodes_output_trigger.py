@@ -51,7 +51,10 @@ def trig(tmp_path_factory):
     qos = QoSProfile(depth=50, reliability=ReliabilityPolicy.RELIABLE)
     pubs = {m: node.create_publisher(ModalityEmbedding, f"aecf/embedding/{m}", qos) for m in ("camera", "lidar")}
 
+    d.sent = {"camera": 0, "lidar": 0}
+
     def send(m):
+        d.sent[m] += 1
         msg = ModalityEmbedding(modality=m, encoder_id=model.encoder_ids[m])
         msg.header.stamp = node.get_clock().now().to_msg()
         msg.embedding = rng.normal(size=model.embedding_dims[m]).astype(np.float32).tolist()
@@ -82,6 +85,15 @@ def _stamp(msg):
     return msg.header.stamp.sec + msg.header.stamp.nanosec * 1e-9
 
 
+def _fusion_received(d, modality):
+    """The fusion node's count of accepted ``modality`` embeddings, from its /diagnostics."""
+    status = d.diag.get(f"fusion_node: {modality}")
+    if status is None:
+        return None
+    values = {kv.key: kv.value for kv in status.values}
+    return int(float(values["received"])) if "received" in values else None
+
+
 def _warm_up_camera(d):
     """Send camera embeddings until one is answered by a prediction with its stamp.
 
@@ -104,16 +116,35 @@ def test_one_prediction_per_trigger_embedding(trig):
     d.send("lidar")
     # every camera embedding is answered by exactly one prediction with its stamp (a watchdog
     # output just before it does not hold it back: test_runtime_output_gate.py)
-    stamps = []
+    spin_for(d.executor, 0.4)  # a /diagnostics report after the warm-up's last camera embedding
+    base_received, base_sent = _fusion_received(d, "camera"), d.sent["camera"]
+    assert base_received is not None, d.diag.keys()
+    stamps, held = [], []
     for i in range(10):
         n0 = len(d.predictions)
         stamps.append(d.send("camera"))
-        assert spin_until(d.executor, lambda: any(abs(_stamp(p) - stamps[-1]) < 1e-6 for p in d.predictions[n0:]),
-                          2.0), f"camera embedding {i} got no prediction of its own"
+        if not spin_until(d.executor, lambda: any(abs(_stamp(p) - stamps[-1]) < 1e-6 for p in d.predictions[n0:]),
+                          2.0):
+            # Not answered: either the node got it and did not answer (the bug this test is about)
+            # or a RELIABLE writer is holding it until a heartbeat repairs a lost fragment (~3 s
+            # here; seen once in 2040 loaded test runs), after which it is stale (camera timeout
+            # 0.2 s) and rightly not fused. The node's own `received` count in /diagnostics tells.
+            spin_for(d.executor, 0.5)  # a fresh /diagnostics (period 0.2 s)
+            received = _fusion_received(d, "camera") - base_received
+            assert received < d.sent["camera"] - base_sent, (
+                f"camera embedding {i} reached the node ({received} of the loop's {i + 1} received) "
+                "but got no prediction of its own")
+            held.append(i)
+            print(f"\ncamera embedding {i} held back by DDS ({received} of the loop's {i + 1} received)")
         spin_for(d.executor, 0.06 if i % 2 else 0.3)  # > 1 / max_output_rate_hz; odd: past a watchdog tick
+    assert len(held) <= 2, f"camera embeddings {held} never reached the node in time"
+    spin_for(d.executor, 0.4)
+    # the node's count agrees with what the loop sent (held ones arrive late, after repair)
+    assert _fusion_received(d, "camera") - base_received <= d.sent["camera"] - base_sent
     got = [_stamp(p) for p in d.predictions]
-    for s in stamps:
-        assert sum(abs(g - s) < 1e-6 for g in got) == 1, "exactly one prediction per camera embedding"
+    for k, s in enumerate(stamps):
+        if k not in held:
+            assert sum(abs(g - s) < 1e-6 for g in got) == 1, "exactly one prediction per camera embedding"
     # a lidar embedding alone publishes nothing (it is not the trigger)
     n0 = len(d.predictions)
     lidar_stamp = d.send("lidar")
