@@ -138,9 +138,6 @@ def test_one_prediction_per_trigger_embedding(trig):
             print(f"\ncamera embedding {i} held back by DDS ({received} of the loop's {i + 1} received)")
         spin_for(d.executor, 0.06 if i % 2 else 0.3)  # > 1 / max_output_rate_hz; odd: past a watchdog tick
     assert len(held) <= 2, f"camera embeddings {held} never reached the node in time"
-    spin_for(d.executor, 0.4)
-    # the node's count agrees with what the loop sent (held ones arrive late, after repair)
-    assert _fusion_received(d, "camera") - base_received <= d.sent["camera"] - base_sent
     got = [_stamp(p) for p in d.predictions]
     for k, s in enumerate(stamps):
         if k not in held:
