@@ -11,13 +11,13 @@ from __future__ import annotations
 import json
 import subprocess
 import sys
-import threading
 import time
 from pathlib import Path
 
 import pytest
 
 import bag_damage as bd
+from test_nodes_support import play_in_thread
 from aecf_ros import graph as T
 from aecf_ros.bag.damage import UNDESERIALIZABLE, ZEROED, DamageFilter
 
@@ -276,14 +276,7 @@ def _replay_to_listener(bag):
         replayer = BagReplayer(bag, context=context, delay_s=0.5, rate=2.0, clock=False, log=lambda *_: None,
                                wait_for=list(topics), wait_timeout_s=60.0)
 
-        def play():
-            try:
-                replayer.run()
-            except Exception as exc:  # noqa: BLE001 - reported below
-                errors.append(exc)
-
-        thread = threading.Thread(target=play)
-        thread.start()
+        thread, errors = play_in_thread(replayer)  # what it raises lands in errors
         while thread.is_alive():
             executor.spin_once(timeout_sec=0.02)
         total = sum(replayer.stats.published.values())

@@ -2,7 +2,6 @@
 against evaluate-bag's offline run of the same bag, plan and model."""
 import subprocess
 import sys
-import threading
 import time
 from pathlib import Path
 
@@ -10,6 +9,7 @@ import pytest
 
 from aecf_ros.apps.make_bag import BagSpec, write_scene_bag
 from aecf_ros.runtime.drop_plan import build_plan
+from test_nodes_support import play_in_thread
 
 pytestmark = [pytest.mark.ros, pytest.mark.slow]
 
@@ -118,14 +118,7 @@ def _replay_through_graph(bag, model_path, plan, env, embedding_modalities=()):
         replayer = BagReplayer(bag, plan, context=replay_context, delay_s=1.0, log=lambda *_: None,
                                wait_for=["/camera/image_raw", "/lidar/points", "/operator/text"])
 
-        def play():
-            try:
-                replayer.run()
-            except Exception as exc:  # noqa: BLE001 - reported by the test below
-                replay_error.append(exc)
-
-        thread = threading.Thread(target=play)
-        thread.start()
+        thread, replay_error = play_in_thread(replayer)  # what it raises lands in replay_error
         while thread.is_alive():
             executor.spin_once(timeout_sec=0.02)
         _spin_until(executor, lambda: False, 0.5)
@@ -264,14 +257,7 @@ def test_wait_for_a_topic_the_bag_does_not_publish_holds_the_bag_until_it_is_sub
         replayer = BagReplayer(bag, context=context, delay_s=0.5, log=lambda *_: None, topics=["/lidar/points"],
                                wait_for=[gate_topic], wait_timeout_s=120.0)
 
-        def play():
-            try:
-                replayer.run()
-            except Exception as exc:  # noqa: BLE001 - reported below
-                errors.append(exc)
-
-        thread = threading.Thread(target=play)
-        thread.start()
+        thread, errors = play_in_thread(replayer)  # what it raises lands in errors
         # the player is up (its publisher is seen) but holds the bag: nobody subscribes to the gate yet
         assert _spin_until(executor, lambda: node.count_publishers("/lidar/points") > 0 or not thread.is_alive(), 60.0)
         _spin_until(executor, lambda: not thread.is_alive(), 1.0)

@@ -32,6 +32,25 @@ def spin_until(executor, predicate: Callable[[], bool], timeout_s: float, step_s
     return predicate()
 
 
+def play_in_thread(replayer):
+    """Start ``replayer.run()`` (an ``aecf_ros.apps.replay.BagReplayer``) on its own thread, so the
+    test keeps spinning its executor. Returns ``(thread, errors)``: whatever the replay raised is
+    appended to ``errors`` for the test to report."""
+    import threading
+
+    errors: list = []
+
+    def play():
+        try:
+            replayer.run()
+        except Exception as exc:  # noqa: BLE001 - reported by the caller
+            errors.append(exc)
+
+    thread = threading.Thread(target=play, name="bag-replay")
+    thread.start()
+    return thread, errors
+
+
 def spin_for(executor, seconds: float) -> None:
     deadline = time.monotonic() + seconds
     while time.monotonic() < deadline:

@@ -22,7 +22,7 @@ import time
 import numpy as np
 import pytest
 
-from test_nodes_support import diag_values, make_model_file, spin_for, spin_until
+from test_nodes_support import diag_values, make_model_file, play_in_thread, spin_for, spin_until
 
 pytestmark = [pytest.mark.ros]
 
@@ -600,8 +600,7 @@ def test_damaged_bag_replayed_into_the_live_graph(g, tmp_path):
     The damaged messages are counted by reason and never published; every other message is
     encoded (none reaches an encoder as a conversion drop); the fusion node keeps predicting,
     every prediction finite and in [0, 1]."""
-    import threading
-
+    
     import bag_damage as bd
     from aecf_ros.apps.make_bag import BagSpec, write_scene_bag
     from aecf_ros.apps.replay import BagReplayer
@@ -628,16 +627,7 @@ def test_damaged_bag_replayed_into_the_live_graph(g, tmp_path):
 
     replayer = BagReplayer(bag, context=g.context, delay_s=0.2, clock=False, topics=list(topics.values()),
                            wait_for=list(topics.values()), log=lambda *_: None, node_name="damaged_bag_replay")
-    errors = []
-
-    def play():
-        try:
-            replayer.run()
-        except Exception as exc:  # noqa: BLE001 - reported below
-            errors.append(exc)
-
-    thread = threading.Thread(target=play)
-    thread.start()
+    thread, errors = play_in_thread(replayer)  # what it raises lands in errors
     try:
         while thread.is_alive():
             g.ex.spin_once(timeout_sec=0.02)  # a callback that raised would fail the test here
